@@ -1,0 +1,1 @@
+"""seqspeech.asr"""

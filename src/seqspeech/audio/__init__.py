@@ -1,0 +1,1 @@
+"""Audio front end: decoding files, features, augmentation, voice activity detection."""

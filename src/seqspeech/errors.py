@@ -1,0 +1,20 @@
+"""Exceptions raised by seqspeech's public entry points.
+
+Every error names the offending file (or input) and the problem, so a user can fix it without a traceback dive.
+"""
+
+
+class SeqSpeechError(Exception):
+    """Base class for all seqspeech errors."""
+
+
+class AudioError(SeqSpeechError, ValueError):
+    """Audio could not be read or is unusable (missing, empty, corrupt, unknown format, NaN/inf samples)."""
+
+
+class ModelLoadError(SeqSpeechError, ValueError):
+    """A checkpoint or model directory could not be loaded (unknown format, missing files, shape mismatch)."""
+
+
+class ConfigError(SeqSpeechError, ValueError):
+    """A configuration or option is invalid (unknown key, out-of-range value)."""
