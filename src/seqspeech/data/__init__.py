@@ -1,0 +1,1 @@
+"""Data: manifests, corpora readers and synthetic corpora."""
