@@ -18,3 +18,7 @@ class ModelLoadError(SeqSpeechError, ValueError):
 
 class ConfigError(SeqSpeechError, ValueError):
     """A configuration or option is invalid (unknown key, out-of-range value)."""
+
+
+class DataError(SeqSpeechError, ValueError):
+    """A data file (manifest, JSONL of hypotheses or references) is malformed; the message names file and line."""
