@@ -1,1 +1,38 @@
-"""seqspeech."""
+"""seqspeech: sequence-to-sequence speech, from waveforms to words and back again.
+
+import seqspeech
+asr = seqspeech.load_model("whisper-tiny.en")
+print(asr.transcribe("audio.wav").text)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["load_model", "available_models", "__version__"]
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def available_models() -> list[str]:
+    """Names that `load_model` resolves without a path."""
+    from .zoo import available_models as names
+
+    return names()
+
+
+def load_model(name_or_path: "str | Path" = "whisper-tiny.en", **kwargs: Any) -> Any:
+    """Load a model by zoo name, local path (OpenAI .pt, Hugging Face dir, CTranslate2 dir) or hub id.
+
+    kwargs go to the family's constructor, e.g. `device="cuda"`, `compute_type="int8"`.
+    """
+    from .zoo import resolve
+
+    path, family = resolve(name_or_path)
+    if family == "whisper":
+        from .asr.whisper_asr import WhisperASR
+
+        return WhisperASR.from_path(path, name=str(name_or_path), **kwargs)
+    raise NotImplementedError(f"model family {family!r}")  # pragma: no cover

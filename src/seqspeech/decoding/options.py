@@ -25,8 +25,12 @@ class DecodingOptions:
     sample_len: int | None = None  # max new tokens; None: half the decoder context
     best_of: int | None = None  # independent samples when temperature > 0
     beam_size: int | None = None  # beams when temperature == 0
-    patience: float | None = None  # beam search patience (arXiv:2204.05424): stop after beam_size*patience ends
-    length_penalty: float | None = None  # None: rank by average log-prob; alpha: Google NMT's ((5+len)/6)^alpha
+    patience: float | None = (
+        None  # beam search patience (arXiv:2204.05424): stop after beam_size*patience ends
+    )
+    length_penalty: float | None = (
+        None  # None: rank by average log-prob; alpha: Google NMT's ((5+len)/6)^alpha
+    )
 
     prompt: str | Sequence[int] | None = None  # previous-context text or tokens (<|startofprev|> ...)
     prefix: str | Sequence[int] | None = None  # forced start of the current output
@@ -46,7 +50,12 @@ class DecodingOptions:
             raise ConfigError(f"beam_size must be >= 1, got {self.beam_size}")
         if self.best_of is not None and self.best_of < 1:
             raise ConfigError(f"best_of must be >= 1, got {self.best_of}")
-        if self.beam_size is not None and self.beam_size > 1 and self.best_of is not None and self.best_of > 1:
+        if (
+            self.beam_size is not None
+            and self.beam_size > 1
+            and self.best_of is not None
+            and self.best_of > 1
+        ):
             raise ConfigError("beam_size and best_of cannot both be set (beam search is deterministic)")
         if self.temperature > 0 and self.beam_size is not None and self.beam_size > 1:
             raise ConfigError("beam search needs temperature 0; use best_of to sample at temperature > 0")

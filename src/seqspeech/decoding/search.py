@@ -179,7 +179,9 @@ def beam_search(
             for j in order:
                 if float(sum_logprobs[b, j]) == float("-inf"):
                     continue
-                finished[b].append(Hypothesis(tokens[b * k + j, prompt_len:].tolist(), float(sum_logprobs[b, j])))
+                finished[b].append(
+                    Hypothesis(tokens[b * k + j, prompt_len:].tolist(), float(sum_logprobs[b, j]))
+                )
                 if len(finished[b]) >= k:
                     break
     return finished

