@@ -79,3 +79,12 @@ def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "seqspeech.cli", "transcribe", "--help"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "--format" in out.stdout
+
+
+def test_stdin_input(clip):
+    with open(clip, "rb") as f:
+        out = subprocess.run([sys.executable, "-m", "seqspeech.cli", "transcribe", "-", "--beam-size", "1",
+                              "--format", "jsonl"], stdin=f, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert record["path"] == "-" and "background" in record["text"].lower()

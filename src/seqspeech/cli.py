@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import SeqSpeechError
+from .errors import AudioError, SeqSpeechError
 from .formats import FORMATS, render, write_atomic
 
 
@@ -60,6 +60,8 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="encode only the frames that hold audio (faster, slightly less accurate)",
     )
+    p.add_argument("--padding", default="zeros", choices=["zeros", "audio"],
+                   help="fill short windows with log-mel zeros (openai-whisper, faster-whisper) or with silence")
     p.add_argument("--format", default="txt", choices=FORMATS)
     p.add_argument(
         "--output-dir",
@@ -78,8 +80,8 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     from . import load_model
-    from .audio.constants import SAMPLE_RATE
-    from .audio.io import load_audio
+    from .asr.transcribe import AudioStream
+    from .asr.whisper_asr import open_audio
 
     asr = load_model(args.model, device=args.device, compute_type=args.compute_type)
     options = dict(
@@ -96,19 +98,32 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         vad=args.vad,
         batch_size=args.batch_size,
         trim_padding=args.trim_padding,
+        padding=args.padding,
     )
     failures = 0
-    names, arrays = [], []
-    for f in args.files:  # read everything first: one bad file is reported, the others are still transcribed
+    names, sources = [], []
+    for f in args.files:  # check every input first: a bad one is reported, the others are still transcribed
         try:
-            arrays.append(load_audio(f, SAMPLE_RATE))
+            sources.append(open_audio(f))
             names.append(f)
         except SeqSpeechError as e:
             print(f"seqspeech: error: {e}", file=sys.stderr)
             failures += 1
-    transcripts = asr.transcribe_batch(arrays, progress=args.progress, **options) if arrays else []
+    try:
+        results = asr.transcribe_batch(sources, progress=args.progress, **options) if sources else []
+    except AudioError as e:  # a file broke mid-stream: go one by one so that the others still come out
+        print(f"seqspeech: error: {e}; retrying the inputs one at a time", file=sys.stderr)
+        results = []
+        for name, source in zip(names, sources):
+            try:
+                results.append(asr.transcribe(name if isinstance(source, AudioStream) else source, **options))
+            except AudioError as e1:
+                print(f"seqspeech: error: {e1}", file=sys.stderr)
+                results.append(None)
+                failures += 1
+    transcripts = [(n, t) for n, t in zip(names, results) if t is not None]
     jsonl_lines = []
-    for name, t in zip(names, transcripts):
+    for name, t in transcripts:
         text = render(args.format, name, t)
         if args.output_dir is None:
             sys.stdout.write(text)

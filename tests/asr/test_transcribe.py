@@ -134,3 +134,33 @@ def test_unknown_option_is_an_error(asr):
         asr.transcribe(np.zeros(1600, np.float32), beam_sise=2)
     with pytest.raises(ConfigError, match="task"):
         asr.transcribe(np.zeros(1600, np.float32), task="summarise")
+
+
+def test_long_file_is_streamed_with_the_same_result(asr, long_audio, tmp_path):
+    import soundfile as sf
+
+    from seqspeech.asr.transcribe import AudioStream
+    from seqspeech.asr.whisper_asr import open_audio
+
+    audio, _ = long_audio
+    path = tmp_path / "long.flac"
+    sf.write(path, audio, 16000)
+    source = open_audio(path)
+    assert isinstance(source, AudioStream) and not source.exhausted
+    streamed = asr.transcribe(source, beam_size=1, condition_on_previous_text=False)
+    assert source.exhausted and len(source._buffer) < 16000 * 31  # never more than about one window in memory
+    whole = asr.transcribe(load_audio(path), beam_size=1, condition_on_previous_text=False)
+    assert streamed.text == whole.text
+    assert streamed.duration == pytest.approx(whole.duration, abs=1e-3)
+    assert [s.start for s in streamed.segments] == [s.start for s in whole.segments]
+
+
+def test_audio_stream_reads_forward_only():
+    from seqspeech.asr.transcribe import AudioStream
+
+    stream = AudioStream([np.arange(10, dtype=np.float32), np.arange(10, 20, dtype=np.float32)])
+    assert stream.read(5, 10).tolist() == list(range(5, 15))
+    assert stream.read(15, 10).tolist() == list(range(15, 20))
+    assert stream.exhausted and stream.duration == 20 / 16000
+    with pytest.raises(ValueError, match="moved past"):
+        stream.read(0, 5)

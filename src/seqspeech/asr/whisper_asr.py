@@ -11,15 +11,15 @@ import torch
 
 from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
 from ..audio.features import WhisperLogMel
-from ..audio.io import load_audio
+from ..audio.io import STDIN_NAME, audio_info, iter_audio_windows, load_audio
 from ..decoding.options import DecodingOptions
 from ..errors import ConfigError
 from ..text.tokenizers.whisper import WhisperTokenizer
-from .transcribe import TranscribeOptions, Transcript, transcribe_arrays
+from .transcribe import AudioStream, TranscribeOptions, Transcript, transcribe_audio
 from .whisper import Whisper, quantize_dynamic_int8
 from .whisper_loaders import load_whisper
 
-AudioInput = str | Path | bytes | np.ndarray | torch.Tensor
+AudioInput = str | Path | bytes | np.ndarray | torch.Tensor | AudioStream
 COMPUTE_TYPES = ("float32", "int8", "float16", "bfloat16")
 _DECODING_FIELDS = {f.name for f in dataclasses.fields(DecodingOptions)}
 _TRANSCRIBE_FIELDS = {f.name for f in dataclasses.fields(TranscribeOptions)} - {"decoding"}
@@ -46,6 +46,21 @@ def split_options(**options: Any) -> TranscribeOptions:
         )
         options["temperatures"] = temps
     return TranscribeOptions(decoding=DecodingOptions(**decoding_kwargs), **options)
+
+
+STREAM_BLOCK_S = 30.0  # files are decoded this many seconds at a time
+
+
+def open_audio(source: AudioInput) -> AudioStream | np.ndarray:
+    """A file path becomes a stream (header checked now, samples decoded window by window); anything else
+    (stdin, bytes, arrays) is decoded whole. Raises AudioError naming the input."""
+    if isinstance(source, AudioStream):
+        return source
+    if isinstance(source, (str, Path)) and str(source) != STDIN_NAME:
+        duration, _ = audio_info(source)
+        blocks = (samples for _, samples in iter_audio_windows(source, STREAM_BLOCK_S, SAMPLE_RATE))
+        return AudioStream(blocks, duration=duration)
+    return load_audio(source, SAMPLE_RATE)
 
 
 class WhisperASR:
@@ -129,11 +144,11 @@ class WhisperASR:
     ) -> list[Transcript]:
         """Transcribe many inputs; short ones share encoder and decoder batches (`batch_size`, default 8)."""
         topts = split_options(**options)
-        arrays = [load_audio(a, SAMPLE_RATE) for a in audios]
-        return transcribe_arrays(
+        sources = [open_audio(a) for a in audios]
+        return transcribe_audio(
             self.model,
             self.tokenizer,
-            arrays,
+            sources,
             topts,
             features_fn=self._features,
             vad=self.vad if topts.vad else None,

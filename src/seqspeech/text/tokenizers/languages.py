@@ -3,6 +3,8 @@
 Taken from OpenAI Whisper (MIT). Models trained on 99 languages use the first 99; large-v3 adds Cantonese.
 """
 
+from seqspeech.errors import ConfigError
+
 LANGUAGES: dict[str, str] = {
     "en": "english",
     "zh": "chinese",
@@ -137,4 +139,4 @@ def language_code(code_or_name: str) -> str:
             return code
     if key in _ALIASES:
         return _ALIASES[key]
-    raise ValueError(f"unsupported language {code_or_name!r}; expected one of {', '.join(LANGUAGES)}")
+    raise ConfigError(f"unsupported language {code_or_name!r}; expected one of {', '.join(LANGUAGES)}")

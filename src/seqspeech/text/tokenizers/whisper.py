@@ -34,7 +34,7 @@ import tiktoken
 import tiktoken.load
 import tokenizers
 
-from seqspeech.errors import ModelLoadError
+from seqspeech.errors import ConfigError, ModelLoadError
 from seqspeech.text.tokenizers.languages import LANGUAGES, language_code
 
 N_TIMESTAMPS = 1501
@@ -78,7 +78,7 @@ _MISCELLANEOUS_SYMBOLS = "♩♪♫♬♭♮♯"
 def special_token_names(num_languages: int) -> list[str]:
     """The special tokens in id order, starting at ``eot`` (see the module docstring)."""
     if not 1 <= num_languages <= len(LANGUAGES):
-        raise ValueError(f"num_languages must be in 1..{len(LANGUAGES)}, got {num_languages}")
+        raise ConfigError(f"num_languages must be in 1..{len(LANGUAGES)}, got {num_languages}")
     return [
         "<|endoftext|>",
         "<|startoftranscript|>",
@@ -161,7 +161,7 @@ class WhisperTokenizer:
             ModelLoadError: the ranks file is missing or corrupt.
         """
         if name not in TIKTOKEN_NAMES:
-            raise ValueError(f"unknown tiktoken ranks {name!r}; expected one of {TIKTOKEN_NAMES}")
+            raise ConfigError(f"unknown tiktoken ranks {name!r}; expected one of {TIKTOKEN_NAMES}")
         if path is None:
             path = Path(str(resources.files("seqspeech") / "assets" / f"{name}.tiktoken"))
         encode_ordinary, token_bytes = _load_tiktoken(str(path))
@@ -343,7 +343,7 @@ class WhisperTokenizer:
         """
         token = f"<|{language_code(language)}|>"
         if token not in self._special_ids:
-            raise ValueError(
+            raise ConfigError(
                 f"language {language!r} is not among this tokenizer's {self._num_languages} languages"
             )
         return self._special_ids[token]
@@ -372,7 +372,7 @@ class WhisperTokenizer:
             ValueError: unknown language or task, or one the model cannot do.
         """
         if task is not None and task not in _TASKS:
-            raise ValueError(f"task must be one of {_TASKS} or None, got {task!r}")
+            raise ConfigError(f"task must be one of {_TASKS} or None, got {task!r}")
         sequence = [self.sot]
         if self._multilingual:
             if language is not None:
@@ -381,9 +381,9 @@ class WhisperTokenizer:
                 sequence.append(self.transcribe if task == "transcribe" else self.translate)
         else:
             if language is not None and language_code(language) != "en":
-                raise ValueError(f"this is an English-only tokenizer; cannot use language {language!r}")
+                raise ConfigError(f"this is an English-only tokenizer; cannot use language {language!r}")
             if task == "translate":
-                raise ValueError("this is an English-only tokenizer; it cannot translate")
+                raise ConfigError("this is an English-only tokenizer; it cannot translate")
         if without_timestamps:
             sequence.append(self.no_timestamps)
         return tuple(sequence)
