@@ -232,6 +232,55 @@ def test_int8_quantized_model_runs_with_explicit_state(model, inputs) -> None:
     assert isinstance(state, DecoderState)
 
 
+def _fresh_copy(model: Whisper) -> Whisper:
+    copy = Whisper(model.dims).eval()
+    copy.load_state_dict(model.state_dict())
+    return copy
+
+
+@torch.no_grad()
+def test_int8_in_place_matches_the_copy_and_torch_quantize_dynamic(model, inputs) -> None:
+    """The loaders' in-place path: no float32 nn.Linear left, each float weight freed at once (no reference
+    cycle waiting for the garbage collector), and exactly the logits of the copying path and of torch's
+    quantize_dynamic applied the way the copying path did before it swapped layers itself."""
+    import gc
+    import warnings
+    import weakref
+
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+    mel, tokens = inputs
+    copied = quantize_dynamic_int8(model)
+
+    target = _fresh_copy(model)
+    n_linear = sum(type(m) is torch.nn.Linear for m in target.modules())
+    float_weights = [weakref.ref(m.weight) for m in target.modules() if type(m) is torch.nn.Linear]
+    gc.disable()  # prove the float32 weights go by reference counting, not by a collection
+    try:
+        in_place = quantize_dynamic_int8(target, inplace=True)
+        assert all(ref() is None for ref in float_weights)
+    finally:
+        gc.enable()
+    assert in_place is target
+    assert not any(type(m) is torch.nn.Linear for m in in_place.modules())
+    assert sum(type(m) is DynamicQuantizedLinear for m in in_place.modules()) == n_linear + 1  # + projection
+    assert in_place.decoder.token_embedding.weight.dtype == torch.float32  # the lookup table stays float
+
+    library = _fresh_copy(model)
+    embedding = library.decoder.token_embedding.weight
+    projection = torch.nn.Linear(embedding.shape[1], embedding.shape[0], bias=False)
+    projection.weight = torch.nn.Parameter(embedding.detach().clone(), requires_grad=False)
+    library.decoder.output_projection = projection
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qconfig = {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+        library = torch.ao.quantization.quantize_dynamic(library, qconfig, inplace=True)
+
+    expected = library(mel, tokens)
+    assert torch.equal(in_place(mel, tokens), expected)
+    assert torch.equal(copied(mel, tokens), expected)
+
+
 @torch.no_grad()
 def test_bfloat16_on_cpu(model, inputs) -> None:
     mel, tokens = inputs

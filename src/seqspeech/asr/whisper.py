@@ -81,6 +81,10 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> Ten
     """Sinusoidal positional embedding (length, channels): sin in the first half of channels, cos in the second."""
     if channels % 2:
         raise ConfigError(f"sinusoids need an even number of channels, got {channels}")
+    if torch.get_default_device().type == "meta":
+        # A shape-only build (the loaders fill every weight in): on meta these ops would import torch._dynamo,
+        # costing ~1 s and ~140 MB of resident memory for values nobody reads.
+        return torch.empty(length, channels)
     log_timescale_increment = math.log(max_timescale) / (channels // 2 - 1)
     inv_timescales = torch.exp(-log_timescale_increment * torch.arange(channels // 2))
     scaled_time = torch.arange(length)[:, None] * inv_timescales[None, :]
@@ -407,21 +411,39 @@ class Whisper(nn.Module):
         return self.dims.n_vocab - N_VOCAB_ENGLISH_BASE - int(self.is_multilingual)
 
 
-def quantize_dynamic_int8(model: Whisper) -> Whisper:
-    """A copy of `model` for CPU inference with every nn.Linear dynamically quantized to int8 (per-channel).
+def quantize_dynamic_int8(model: Whisper, *, inplace: bool = False) -> Whisper:
+    """`model` for CPU inference with every nn.Linear dynamically quantized to int8 (per-channel).
 
     The tied output projection also gets an int8 copy (`TextDecoder.output_projection`); convolutions, the
-    embeddings themselves and LayerNorms stay float32. The copy keeps the same API, explicit `DecoderState`
-    included, but cannot be saved with `save_whisper`. Uses `torch.ao.quantization.quantize_dynamic`, which torch
-    marks as deprecated in favour of torchao; its deprecation warnings are silenced here.
+    embeddings themselves and LayerNorms stay float32. The result keeps the same API, explicit `DecoderState`
+    included, but cannot be saved with `save_whisper`. Each layer is converted by torch's dynamic quantized
+    `Linear.from_float`, exactly as `torch.ao.quantization.quantize_dynamic` would (which torch marks as
+    deprecated in favour of torchao; its deprecation warnings are silenced here).
+
+    inplace: False (default) quantizes a deep copy and leaves `model` untouched, so both are resident at once.
+    True converts `model` itself and returns it; loaders use this. Layers are swapped one at a time and each
+    float32 weight is freed as soon as its int8 version exists (quantize_dynamic leaves each replaced layer in
+    a reference cycle until the next garbage collection), so memory stays near the float32 model's.
     """
-    quantized = copy.deepcopy(model).float().eval()
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+    quantized = (model if inplace else copy.deepcopy(model)).float().eval()
     embedding = quantized.decoder.token_embedding.weight
-    projection = nn.Linear(embedding.shape[1], embedding.shape[0], bias=False)
-    projection.weight = nn.Parameter(embedding.detach().clone(), requires_grad=False)
+    with torch.device("meta"):  # no (V x D) random init: the weight is set just below
+        projection = nn.Linear(embedding.shape[1], embedding.shape[0], bias=False)
+    # The embedding itself, not a copy: quantizing reads it into a new int8 weight, then drops this Linear.
+    projection.weight = nn.Parameter(embedding.detach(), requires_grad=False)
     quantized.decoder.output_projection = projection
     qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    names = [name for name, module in quantized.named_modules() if type(module) is nn.Linear]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_(tensor|channel).*")
-        return torch.ao.quantization.quantize_dynamic(quantized, {nn.Linear: qconfig}, inplace=True)
+        for name in names:
+            parent_name, _, child = name.rpartition(".")
+            parent = quantized.get_submodule(parent_name)
+            linear = getattr(parent, child)
+            linear.qconfig = qconfig
+            setattr(parent, child, DynamicQuantizedLinear.from_float(linear))
+            del linear  # the last reference: its float32 weight goes now
+    return quantized

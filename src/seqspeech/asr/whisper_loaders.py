@@ -14,18 +14,20 @@ what the path is. Anything unreadable raises `ModelLoadError` naming the file an
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
 import struct
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 
 from seqspeech.asr.whisper import Whisper, WhisperDims
 from seqspeech.errors import ConfigError, ModelLoadError
@@ -52,10 +54,33 @@ class LoadedWhisper:
     lang_ids: list[int] | None = None
 
 
+class _SkipInit(TorchFunctionMode):
+    """Makes the in-place `torch.nn.init` functions no-ops while modules are built for weights from a file.
+
+    Under `torch.device("meta")` some of them (normal_, for nn.Embedding) run Python reference kernels whose
+    first use imports torch._dynamo: about 1 s and 140 MB of resident memory spent initialising nothing.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init" and func.__name__.endswith("_"):
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
+def _empty_whisper(dims: WhisperDims) -> Whisper:
+    """A Whisper of `dims` on the meta device: shapes only, no memory, no initialisation."""
+    with torch.device("meta"), _SkipInit():
+        return Whisper(dims)
+
+
 def _build_model(dims: WhisperDims, state_dict: dict[str, Tensor], path: Path) -> Whisper:
-    """A float32 eval-mode Whisper holding `state_dict` (openai names); a clear error for missing/extra keys."""
-    with torch.device("meta"):  # skip random initialisation: every weight comes from the state dict
-        model = Whisper(dims)
+    """A float32 eval-mode Whisper holding `state_dict` (openai names); a clear error for missing/extra keys.
+
+    Consumes `state_dict`: it is emptied as its tensors move into the model, so a half-precision source is
+    freed tensor by tensor as it is converted. float32 contiguous tensors become the parameters as they are.
+    """
+    model = _empty_whisper(dims)  # skip random initialisation: every weight comes from the state dict
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
     if missing or unexpected:
@@ -64,7 +89,9 @@ def _build_model(dims: WhisperDims, state_dict: dict[str, Tensor], path: Path) -
             f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
             f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
         )
-    tensors = {name: value.detach().to(torch.float32).contiguous() for name, value in state_dict.items()}
+    tensors = {}
+    for name in list(state_dict):
+        tensors[name] = state_dict.pop(name).detach().to(torch.float32).contiguous()
     try:
         model.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as error:
@@ -156,8 +183,7 @@ def save_whisper(model: Whisper, path: str | os.PathLike, dtype: torch.dtype | N
 
     path = Path(path)
     state_dict = model.state_dict()
-    with torch.device("meta"):
-        expected = set(Whisper(model.dims).state_dict())
+    expected = set(_empty_whisper(model.dims).state_dict())
     if set(state_dict) != expected:
         raise ValueError("save_whisper needs a plain Whisper model (int8-quantized copies cannot be saved)")
     tensors: dict[str, Tensor] = {}
@@ -347,6 +373,7 @@ def load_hf_dir(path: str | os.PathLike) -> LoadedWhisper:
         raise ModelLoadError(
             f"{path}: proj_out is not tied to embed_tokens (untied outputs are not supported)"
         )
+    del embedding, output_projection  # let _build_model free each source tensor as it converts it
     model = _build_model(dims, state_dict, path)
 
     heads = suppress = suppress_begin = lang_ids = None
@@ -391,35 +418,60 @@ _CT2_DTYPES: dict[int, torch.dtype] = {
 
 @dataclass
 class CT2Model:
-    """The parsed content of a CTranslate2 `model.bin`: spec name, revision and variables (aliases resolved)."""
+    """The parsed content of a CTranslate2 `model.bin`: spec name, revision and variables (aliases resolved).
+
+    The variables are zero-copy views of a private (copy-on-write) memory map of the file: reading costs no
+    copy, writes never reach the file, and the map closes with the last view. `drop_pages(name)` hands a
+    variable's resident pages back to the kernel once it has been converted (a later read faults them in again
+    from the file; writes made to it are lost), so a loader going variable by variable never holds the file.
+    """
 
     spec_name: str
     revision: int
     binary_version: int
     variables: dict[str, Tensor]
+    byte_ranges: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)  # name: (offset, size)
+    mapping: mmap.mmap | None = field(default=None, repr=False)
+
+    def drop_pages(self, name: str) -> None:
+        """Release the resident memory-map pages of variable `name` (no-op without madvise, e.g. Windows)."""
+        if self.mapping is None or name not in self.byte_ranges or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        offset, size = self.byte_ranges[name]
+        if size:
+            start = offset - offset % mmap.PAGESIZE  # madvise wants a page-aligned start
+            self.mapping.madvise(mmap.MADV_DONTNEED, start, offset + size - start)
 
 
 class _Reader:
-    """Sequential little-endian reads that turn a short file into a ModelLoadError naming it."""
+    """Sequential little-endian reads from a buffer that turn a short file into a ModelLoadError naming it."""
 
-    def __init__(self, handle: BinaryIO, path: Path) -> None:
-        self.handle = handle
+    def __init__(self, buffer: mmap.mmap, path: Path) -> None:
+        self.buffer = buffer
+        self.size = len(buffer)
+        self.offset = 0
         self.path = path
 
-    def read(self, n: int) -> bytes:
-        data = self.handle.read(n)
-        if len(data) != n:
-            raise ModelLoadError(f"{self.path}: truncated or corrupt (wanted {n} bytes, got {len(data)})")
-        return data
+    def skip(self, n: int) -> int:
+        """Step over n bytes; returns the offset where they start."""
+        if self.offset + n > self.size:
+            raise ModelLoadError(
+                f"{self.path}: truncated or corrupt (wanted {n} bytes, got {self.size - self.offset})"
+            )
+        start = self.offset
+        self.offset += n
+        return start
 
     def unpack(self, fmt: str) -> int:
-        return struct.unpack("<" + fmt, self.read(struct.calcsize("<" + fmt)))[0]
+        fmt = "<" + fmt
+        return struct.unpack_from(fmt, self.buffer, self.skip(struct.calcsize(fmt)))[0]
 
     def string(self) -> str:
         size = self.unpack("H")  # includes the terminating NUL
-        raw = self.read(size)
+        start = self.skip(size)
+        raw = self.buffer[start : start + size]
         if size == 0 or raw[-1] != 0:
-            raise ModelLoadError(f"{self.path}: corrupt string at byte {self.handle.tell() - size}")
+            raise ModelLoadError(f"{self.path}: corrupt string at byte {start}")
         try:
             return raw[:-1].decode("utf-8")
         except UnicodeDecodeError as error:
@@ -427,7 +479,7 @@ class _Reader:
 
 
 def read_ct2_model_bin(path: str | os.PathLike) -> CT2Model:
-    """Parse a CTranslate2 `model.bin` (see `ModelSpec._serialize`).
+    """Parse a CTranslate2 `model.bin` (see `ModelSpec._serialize`) without copying weights (see `CT2Model`).
 
     Layout: u32 binary version, string spec name, u32 spec revision, u32 variable count, then per variable:
     string name, u8 rank, rank x u32 dims, u8 dtype id, u32 byte count, raw bytes; then u32 alias count and
@@ -436,50 +488,58 @@ def read_ct2_model_bin(path: str | os.PathLike) -> CT2Model:
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            reader = _Reader(handle, path)
-            version = reader.unpack("I")
-            if version not in CT2_SUPPORTED_BINARY_VERSIONS:
-                raise ModelLoadError(
-                    f"{path}: CTranslate2 binary version {version} is not supported "
-                    f"({CT2_SUPPORTED_BINARY_VERSIONS.start}-{CT2_SUPPORTED_BINARY_VERSIONS.stop - 1})"
-                )
-            spec_name = reader.string()
-            revision = reader.unpack("I")
-            variables: dict[str, Tensor] = {}
-            for _ in range(reader.unpack("I")):
-                name = reader.string()
-                shape = [reader.unpack("I") for _ in range(reader.unpack("B"))]
-                type_id = reader.unpack("B")
-                n_bytes = reader.unpack("I")
-                if type_id not in _CT2_DTYPES:
-                    raise ModelLoadError(f"{path}: variable {name!r} has unknown dtype id {type_id}")
-                dtype = _CT2_DTYPES[type_id]
-                if n_bytes != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-                    raise ModelLoadError(
-                        f"{path}: variable {name!r} has {n_bytes} bytes for shape {shape} {dtype}"
-                    )
-                buffer = bytearray(reader.read(n_bytes))
-                flat = torch.frombuffer(buffer, dtype=dtype) if n_bytes else torch.empty(0, dtype=dtype)
-                variables[name] = flat.reshape(shape)
-            for _ in range(reader.unpack("I")):
-                alias, target = reader.string(), reader.string()
-                if target not in variables:
-                    raise ModelLoadError(f"{path}: alias {alias!r} points to unknown variable {target!r}")
-                variables[alias] = variables[target]
-            if handle.read(1):
-                raise ModelLoadError(f"{path}: unexpected bytes after the last alias (corrupt file?)")
+            if os.fstat(handle.fileno()).st_size == 0:
+                raise ModelLoadError(f"{path}: truncated or corrupt (an empty file)")
+            mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
     except OSError as error:
         raise ModelLoadError(f"{path}: cannot read ({error})") from error
-    return CT2Model(spec_name, revision, version, variables)
+    reader = _Reader(mapping, path)
+    version = reader.unpack("I")
+    if version not in CT2_SUPPORTED_BINARY_VERSIONS:
+        raise ModelLoadError(
+            f"{path}: CTranslate2 binary version {version} is not supported "
+            f"({CT2_SUPPORTED_BINARY_VERSIONS.start}-{CT2_SUPPORTED_BINARY_VERSIONS.stop - 1})"
+        )
+    spec_name = reader.string()
+    revision = reader.unpack("I")
+    variables: dict[str, Tensor] = {}
+    byte_ranges: dict[str, tuple[int, int]] = {}
+    for _ in range(reader.unpack("I")):
+        name = reader.string()
+        shape = [reader.unpack("I") for _ in range(reader.unpack("B"))]
+        type_id = reader.unpack("B")
+        n_bytes = reader.unpack("I")
+        if type_id not in _CT2_DTYPES:
+            raise ModelLoadError(f"{path}: variable {name!r} has unknown dtype id {type_id}")
+        dtype = _CT2_DTYPES[type_id]
+        if n_bytes != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+            raise ModelLoadError(f"{path}: variable {name!r} has {n_bytes} bytes for shape {shape} {dtype}")
+        offset = reader.skip(n_bytes)
+        if n_bytes:
+            flat = torch.frombuffer(mapping, dtype=dtype, count=n_bytes // dtype.itemsize, offset=offset)
+        else:
+            flat = torch.empty(0, dtype=dtype)
+        variables[name] = flat.reshape(shape)
+        byte_ranges[name] = (offset, n_bytes)
+    for _ in range(reader.unpack("I")):
+        alias, target = reader.string(), reader.string()
+        if target not in variables:
+            raise ModelLoadError(f"{path}: alias {alias!r} points to unknown variable {target!r}")
+        variables[alias] = variables[target]
+        byte_ranges[alias] = byte_ranges[target]
+    if reader.offset != reader.size:
+        raise ModelLoadError(f"{path}: unexpected bytes after the last alias (corrupt file?)")
+    return CT2Model(spec_name, revision, version, variables, byte_ranges, mapping)
 
 
-def _ct2_float(variables: dict[str, Tensor], name: str, path: Path) -> Tensor:
-    """Variable `name` as float32, dequantizing int8 (per-row scale) and int16 (one scale) weights."""
+def _ct2_float(variables: dict[str, Tensor], name: str, path: Path, chunks: int = 1) -> list[Tensor]:
+    """Variable `name` as new float32 tensors (never views of the source), split into `chunks` equal blocks of
+    rows (fused projections), dequantizing int8 (per-row scale) and int16 (one scale) weights."""
     if name not in variables:
         raise ModelLoadError(f"{path}: missing variable {name!r}")
     value = variables[name]
     if value.is_floating_point():
-        return value.to(torch.float32)
+        return [part.to(torch.float32, copy=True) for part in value.chunk(chunks)]
     if f"{name}_zero" in variables:
         raise ModelLoadError(f"{path}: {name!r} uses zero-point (AWQ) quantization, which is not supported")
     scale_name = f"{name}_scale"
@@ -487,13 +547,14 @@ def _ct2_float(variables: dict[str, Tensor], name: str, path: Path) -> Tensor:
         raise ModelLoadError(f"{path}: {name!r} has dtype {value.dtype} and no usable {scale_name!r}")
     scale = variables[scale_name].to(torch.float32)
     if scale.ndim == 0:  # int16: one scale for the tensor
-        return value.to(torch.float32) / scale
+        return [part.to(torch.float32).div_(scale) for part in value.chunk(chunks)]
     if scale.shape != value.shape[:1]:
         raise ModelLoadError(
             f"{path}: {scale_name!r} shape {tuple(scale.shape)} does not match {tuple(value.shape)}"
         )
     # int8: value = round(weight * scale[row]) for each output row (conv weights flattened to 2-D first).
-    return value.to(torch.float32) / scale.view(-1, *([1] * (value.ndim - 1)))
+    scale = scale.view(-1, *([1] * (value.ndim - 1)))
+    return [part.to(torch.float32).div_(s) for part, s in zip(value.chunk(chunks), scale.chunk(chunks))]
 
 
 def _ct2_scalar(variables: dict[str, Tensor], name: str, path: Path) -> int:
@@ -509,47 +570,60 @@ def _ct2_layer_count(variables: dict[str, Tensor], side: str) -> int:
 
 
 def ct2_to_openai_state_dict(
-    variables: dict[str, Tensor], path: Path
+    variables: dict[str, Tensor], path: Path, release: Callable[[str], None] | None = None
 ) -> tuple[WhisperDims, dict[str, Tensor]]:
-    """Dims and an openai-named float32 state dict from the variables of a CTranslate2 WhisperSpec model."""
+    """Dims and an openai-named float32 state dict from the variables of a CTranslate2 WhisperSpec model.
 
-    def get(name: str) -> Tensor:
-        return _ct2_float(variables, name, path)
+    Every tensor of the state dict is new memory, converted once. release: called with each variable's name
+    (and its scale's) right after its conversion, e.g. `CT2Model.drop_pages`, to free the source as it goes.
+    """
+
+    def get(name: str, chunks: int = 1) -> list[Tensor]:
+        parts = _ct2_float(variables, name, path, chunks)
+        if release is not None:
+            release(name)
+            if f"{name}_scale" in variables:
+                release(f"{name}_scale")
+        return parts
+
+    def shape(name: str) -> torch.Size:
+        if name not in variables:
+            raise ModelLoadError(f"{path}: missing variable {name!r}")
+        return variables[name].shape
 
     def linear(ours: str, theirs: str) -> None:
-        state[f"{ours}.weight"] = get(f"{theirs}/weight")
+        (state[f"{ours}.weight"],) = get(f"{theirs}/weight")
         if f"{theirs}/bias" in variables:
-            state[f"{ours}.bias"] = get(f"{theirs}/bias")
+            (state[f"{ours}.bias"],) = get(f"{theirs}/bias")
 
     def layer_norm(ours: str, theirs: str) -> None:
-        state[f"{ours}.weight"] = get(f"{theirs}/gamma")
-        state[f"{ours}.bias"] = get(f"{theirs}/beta")
+        (state[f"{ours}.weight"],) = get(f"{theirs}/gamma")
+        (state[f"{ours}.bias"],) = get(f"{theirs}/beta")
 
     def split_linear(ours: list[str], theirs: str) -> None:
         """Un-fuse a linear layer whose output rows are the concatenation of len(ours) projections."""
-        weights = get(f"{theirs}/weight").chunk(len(ours), dim=0)
-        biases = (
-            get(f"{theirs}/bias").chunk(len(ours)) if f"{theirs}/bias" in variables else [None] * len(ours)
-        )
+        weights = get(f"{theirs}/weight", len(ours))
+        biases = get(f"{theirs}/bias", len(ours)) if f"{theirs}/bias" in variables else [None] * len(ours)
         for name, weight, bias in zip(ours, weights, biases):
-            state[f"{name}.weight"] = weight.clone()
+            state[f"{name}.weight"] = weight
             if bias is not None and not name.endswith(".key"):  # key bias: softmax-invariant, not in openai
-                state[f"{name}.bias"] = bias.clone()
+                state[f"{name}.bias"] = bias
 
     state: dict[str, Tensor] = {}
-    conv1 = get("encoder/conv1/weight")
-    embedding = get("decoder/embeddings/weight")
+    # The embedding first: the biggest variable, converted while little else is resident.
+    (embedding,) = get("decoder/embeddings/weight")
+    conv1 = shape("encoder/conv1/weight")
     n_audio_layer = _ct2_layer_count(variables, "encoder")
     n_text_layer = _ct2_layer_count(variables, "decoder")
     dims = _dims_from_dict(
         {
-            "n_mels": conv1.shape[1],
-            "n_audio_ctx": get("encoder/position_encodings/encodings").shape[0],
-            "n_audio_state": conv1.shape[0],
+            "n_mels": conv1[1],
+            "n_audio_ctx": shape("encoder/position_encodings/encodings")[0],
+            "n_audio_state": conv1[0],
             "n_audio_head": _ct2_scalar(variables, "encoder/num_heads", path),
             "n_audio_layer": n_audio_layer,
             "n_vocab": embedding.shape[0],
-            "n_text_ctx": get("decoder/position_encodings/encodings").shape[0],
+            "n_text_ctx": shape("decoder/position_encodings/encodings")[0],
             "n_text_state": embedding.shape[1],
             "n_text_head": _ct2_scalar(variables, "decoder/num_heads", path),
             "n_text_layer": n_text_layer,
@@ -561,7 +635,7 @@ def ct2_to_openai_state_dict(
 
     for conv in ("conv1", "conv2"):
         linear(f"encoder.{conv}", f"encoder/{conv}")
-    state["encoder.positional_embedding"] = get("encoder/position_encodings/encodings")
+    (state["encoder.positional_embedding"],) = get("encoder/position_encodings/encodings")
     for i in range(n_audio_layer):
         ours, theirs = f"encoder.blocks.{i}", f"encoder/layer_{i}"
         split_linear(
@@ -576,7 +650,7 @@ def ct2_to_openai_state_dict(
     layer_norm("encoder.ln_post", "encoder/layer_norm")
 
     state["decoder.token_embedding.weight"] = embedding
-    state["decoder.positional_embedding"] = get("decoder/position_encodings/encodings")
+    (state["decoder.positional_embedding"],) = get("decoder/position_encodings/encodings")
     for i in range(n_text_layer):
         ours, theirs = f"decoder.blocks.{i}", f"decoder/layer_{i}"
         split_linear(
@@ -597,20 +671,24 @@ def ct2_to_openai_state_dict(
     # The output projection is normally an alias of the embedding; a stored copy must equal it.
     stored_projection = variables.get("decoder/projection/weight")
     if stored_projection is not None and stored_projection is not variables["decoder/embeddings/weight"]:
-        projection = get("decoder/projection/weight")
+        (projection,) = get("decoder/projection/weight")
         if projection.shape != embedding.shape or not torch.allclose(
             projection, embedding, atol=1e-6, rtol=1e-3
         ):
             raise ModelLoadError(
                 f"{path}: decoder/projection differs from the embeddings (untied outputs are not supported)"
             )
-    if "decoder/projection/bias" in variables and get("decoder/projection/bias").abs().max() > 0:
+    if "decoder/projection/bias" in variables and get("decoder/projection/bias")[0].abs().max() > 0:
         raise ModelLoadError(f"{path}: decoder/projection has a non-zero bias, which is not Whisper's layout")
     return dims, state
 
 
 def load_ct2_dir(path: str | os.PathLike) -> LoadedWhisper:
-    """A CTranslate2 Whisper directory (model.bin, config.json, tokenizer.json), any stored weight dtype."""
+    """A CTranslate2 Whisper directory (model.bin, config.json, tokenizer.json), any stored weight dtype.
+
+    model.bin is memory-mapped and converted variable by variable straight into the float32 parameters, each
+    variable's pages dropped once converted: the peak is about the float32 model, never model + file.
+    """
     path = Path(path)
     model_bin = path / "model.bin"
     if not model_bin.is_file():
@@ -618,7 +696,8 @@ def load_ct2_dir(path: str | os.PathLike) -> LoadedWhisper:
     ct2 = read_ct2_model_bin(model_bin)
     if ct2.spec_name != "WhisperSpec":
         raise ModelLoadError(f"{model_bin}: a CTranslate2 {ct2.spec_name!r} model, not a WhisperSpec model")
-    dims, state_dict = ct2_to_openai_state_dict(ct2.variables, model_bin)
+    dims, state_dict = ct2_to_openai_state_dict(ct2.variables, model_bin, release=ct2.drop_pages)
+    del ct2  # no tensor of the state dict is a view of the map, so it closes here
     model = _build_model(dims, state_dict, model_bin)
     config_path = path / "config.json"
     config = _read_json(config_path) if config_path.is_file() else {}
