@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 FORMATS = ("txt", "json", "jsonl", "srt", "vtt")
@@ -45,18 +42,3 @@ def render(fmt: str, path: str, transcript: Any) -> str:
             )
         return "\n".join(blocks)
     raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder, fsync, rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -164,3 +164,20 @@ def test_audio_stream_reads_forward_only():
     assert stream.exhausted and stream.duration == 20 / 16000
     with pytest.raises(ValueError, match="moved past"):
         stream.read(0, 5)
+
+
+def test_short_window_encodes_fewer_frames(asr, clips, monkeypatch):
+    path, sentence = clips[1]
+    seen = []
+    original = asr.model.embed_audio
+
+    def spy(mel):
+        seen.append(mel.shape[-1])
+        return original(mel)
+
+    monkeypatch.setattr(asr.model, "embed_audio", spy)
+    t = asr.transcribe(str(path), beam_size=1, short_window_s=10.0)
+    assert seen and all(n == 1000 for n in seen)  # a 3-s clip encoded over 10 s, not 30 s
+    assert wer([sentence], [t.text]) < 0.5
+    with pytest.raises(ConfigError, match="short_window_s"):
+        asr.transcribe(str(path), short_window_s=45.0)

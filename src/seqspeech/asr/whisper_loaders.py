@@ -18,7 +18,6 @@ import mmap
 import os
 import re
 import struct
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 
 from seqspeech.asr.whisper import Whisper, WhisperDims
 from seqspeech.errors import ConfigError, ModelLoadError
+from seqspeech.fileio import write_atomic
 
 SourceFormat = Literal["openai", "hf", "ct2"]
 
@@ -198,27 +198,8 @@ def save_whisper(model: Whisper, path: str | os.PathLike, dtype: torch.dtype | N
         DIMS_METADATA_KEY: json.dumps(model.dims.to_dict()),
         ALIGNMENT_HEADS_METADATA_KEY: json.dumps(pairs),
     }
-    _atomic_write_bytes(path, save(tensors, metadata=metadata))
+    write_atomic(path, save(tensors, metadata=metadata))
     return path
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,32 @@
+"""A tiny random openai-whisper model: the reference the Whisper model and loader tests compare against."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+whisper_model = pytest.importorskip("whisper.model")
+
+TINY = {
+    "n_mels": 80,
+    "n_audio_ctx": 50,
+    "n_audio_state": 64,
+    "n_audio_head": 4,
+    "n_audio_layer": 2,
+    "n_vocab": 51864,
+    "n_text_ctx": 32,
+    "n_text_state": 64,
+    "n_text_head": 4,
+    "n_text_layer": 2,
+}
+ATOL = 1e-4
+
+
+def random_openai_whisper(dims: dict = TINY, seed: int = 0) -> torch.nn.Module:
+    """openai-whisper's model with every parameter (LayerNorms and positions included) random, in eval mode."""
+    torch.manual_seed(seed)
+    model = whisper_model.Whisper(whisper_model.ModelDimensions(**dims)).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.2)
+    return model
