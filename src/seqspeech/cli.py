@@ -32,7 +32,9 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3; m4a/mp4/webm via ffmpeg) or -")
     p.add_argument("--model", default="whisper-tiny.en", help="zoo name, local path or hub id")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--compute-type", default=None, choices=["float32", "int8", "float16", "bfloat16"])
+    p.add_argument("--compute-type", default=None,
+                   choices=["float32", "int8", "int8_all", "float16", "bfloat16"],
+                   help="CPU default float32; int8: int8 decoder (fast, as accurate); int8_all: encoder too")
     p.add_argument("--beam-size", type=int, default=5)
     p.add_argument("--best-of", type=int, default=5)
     p.add_argument("--patience", type=float, default=None)

@@ -286,3 +286,16 @@ def test_half_precision_on_cuda(model, inputs, dtype) -> None:
     expected = model(mel, tokens).repeat_interleave(2, dim=0)
     cosine = torch.nn.functional.cosine_similarity(logits.cpu().flatten(0, 1), expected.flatten(0, 1), dim=-1)
     assert cosine.min() > 0.98, cosine.min()
+
+
+def test_int8_decoder_only_keeps_the_encoder_float32(model) -> None:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+    quantized = quantize_dynamic_int8(model, parts=("decoder",))
+    kinds = {name.split(".")[0]: type(m) for name, m in quantized.named_modules()
+             if isinstance(m, (torch.nn.Linear, DynamicQuantizedLinear))}
+    assert kinds["encoder"] is torch.nn.Linear and kinds["decoder"] is DynamicQuantizedLinear
+    mel = torch.randn(1, TINY["n_mels"], 2 * TINY["n_audio_ctx"])
+    assert torch.equal(quantized.embed_audio(mel), model.embed_audio(mel))  # the encoder is untouched
+    with pytest.raises(ConfigError, match="parts"):
+        quantize_dynamic_int8(model, parts=("joiner",))

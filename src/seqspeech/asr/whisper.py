@@ -411,8 +411,14 @@ class Whisper(nn.Module):
         return self.dims.n_vocab - N_VOCAB_ENGLISH_BASE - int(self.is_multilingual)
 
 
-def quantize_dynamic_int8(model: Whisper, *, inplace: bool = False) -> Whisper:
-    """`model` for CPU inference with every nn.Linear dynamically quantized to int8 (per-channel).
+def quantize_dynamic_int8(
+    model: Whisper, *, inplace: bool = False, parts: tuple[str, ...] = ("encoder", "decoder")
+) -> Whisper:
+    """`model` for CPU inference with the nn.Linear layers of `parts` dynamically quantized to int8 (per-channel).
+
+    parts: ("decoder",) keeps the encoder in float32. Measured on tiny.en (bench/asr_whisper.py, 48 clips): the
+    int8 decoder costs no accuracy (WER 23.2 % vs 25.1 % in float32) but an int8 encoder does (28.5 %), while the
+    decoder is where int8 saves most time per token (memory-bound 1-token steps).
 
     The tied output projection also gets an int8 copy (`TextDecoder.output_projection`); convolutions, the
     embeddings themselves and LayerNorms stay float32. The result keeps the same API, explicit `DecoderState`
@@ -427,15 +433,20 @@ def quantize_dynamic_int8(model: Whisper, *, inplace: bool = False) -> Whisper:
     """
     from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
+    unknown = set(parts) - {"encoder", "decoder"}
+    if unknown or not parts:
+        raise ConfigError(f"parts must name 'encoder' and/or 'decoder', got {parts!r}")
     quantized = (model if inplace else copy.deepcopy(model)).float().eval()
-    embedding = quantized.decoder.token_embedding.weight
-    with torch.device("meta"):  # no (V x D) random init: the weight is set just below
-        projection = nn.Linear(embedding.shape[1], embedding.shape[0], bias=False)
-    # The embedding itself, not a copy: quantizing reads it into a new int8 weight, then drops this Linear.
-    projection.weight = nn.Parameter(embedding.detach(), requires_grad=False)
-    quantized.decoder.output_projection = projection
+    if "decoder" in parts:
+        embedding = quantized.decoder.token_embedding.weight
+        with torch.device("meta"):  # no (V x D) random init: the weight is set just below
+            projection = nn.Linear(embedding.shape[1], embedding.shape[0], bias=False)
+        # The embedding itself, not a copy: quantizing reads it into a new int8 weight, then drops this Linear.
+        projection.weight = nn.Parameter(embedding.detach(), requires_grad=False)
+        quantized.decoder.output_projection = projection
     qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
-    names = [name for name, module in quantized.named_modules() if type(module) is nn.Linear]
+    names = [name for name, module in quantized.named_modules()
+             if type(module) is nn.Linear and name.split(".")[0] in parts]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_(tensor|channel).*")

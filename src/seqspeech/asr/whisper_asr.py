@@ -20,7 +20,9 @@ from .whisper import Whisper, quantize_dynamic_int8
 from .whisper_loaders import load_whisper
 
 AudioInput = str | Path | bytes | np.ndarray | torch.Tensor | AudioStream
-COMPUTE_TYPES = ("float32", "int8", "float16", "bfloat16")
+COMPUTE_TYPES = ("float32", "int8", "int8_all", "float16", "bfloat16")
+# which parts each int8 compute type quantizes (see quantize_dynamic_int8 for the measurements)
+INT8_PARTS = {"int8": ("decoder",), "int8_all": ("encoder", "decoder")}
 _DECODING_FIELDS = {f.name for f in dataclasses.fields(DecodingOptions)}
 _TRANSCRIBE_FIELDS = {f.name for f in dataclasses.fields(TranscribeOptions)} - {"decoding"}
 
@@ -95,19 +97,20 @@ class WhisperASR:
     ) -> "WhisperASR":
         """Load OpenAI .pt, our .safetensors, a Hugging Face dir or a CTranslate2 dir.
 
-        compute_type: float32 (CPU default), int8 (dynamic quantisation of linear layers, CPU), float16/bfloat16
+        compute_type: float32 (CPU default), int8 (int8 decoder, float32 encoder: fast and as accurate; CPU),
+        int8_all (encoder too: faster, less accurate), float16/bfloat16
         (CUDA default float16).
         """
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         compute_type = compute_type or ("float16" if dev.type == "cuda" else "float32")
         if compute_type not in COMPUTE_TYPES:
             raise ConfigError(f"compute_type must be one of {COMPUTE_TYPES}, got {compute_type!r}")
-        if compute_type == "int8" and dev.type != "cpu":
-            raise ConfigError("compute_type int8 (dynamic quantisation) runs on CPU only")
+        if compute_type in INT8_PARTS and dev.type != "cpu":
+            raise ConfigError(f"compute_type {compute_type} (dynamic quantisation) runs on CPU only")
         loaded = load_whisper(path)
         model = loaded.model.eval()
-        if compute_type == "int8":
-            model = quantize_dynamic_int8(model, inplace=True)
+        if compute_type in INT8_PARTS:
+            model = quantize_dynamic_int8(model, inplace=True, parts=INT8_PARTS[compute_type])
         elif compute_type in ("float16", "bfloat16"):
             model = model.to(dtype=getattr(torch, compute_type))
         model = model.to(dev)
