@@ -34,7 +34,8 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--compute-type", default=None,
                    choices=["float32", "int8", "int8_all", "float16", "bfloat16"],
-                   help="CPU default float32; int8: int8 decoder (fast, as accurate); int8_all: encoder too")
+                   help="CPU default int8 (int8 decoder, float32 encoder); float32: the references' exact transcripts; "
+                        "int8_all: encoder too (faster, less accurate)")
     p.add_argument("--beam-size", type=int, default=5)
     p.add_argument("--best-of", type=int, default=5)
     p.add_argument("--patience", type=float, default=None)

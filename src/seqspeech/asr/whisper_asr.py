@@ -97,12 +97,13 @@ class WhisperASR:
     ) -> "WhisperASR":
         """Load OpenAI .pt, our .safetensors, a Hugging Face dir or a CTranslate2 dir.
 
-        compute_type: float32 (CPU default), int8 (int8 decoder, float32 encoder: fast and as accurate; CPU),
+        compute_type: int8 (CPU default: int8 decoder, float32 encoder; fast and as accurate), float32 (exactly
+        the references' transcripts),
         int8_all (encoder too: faster, less accurate), float16/bfloat16
         (CUDA default float16).
         """
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        compute_type = compute_type or ("float16" if dev.type == "cuda" else "float32")
+        compute_type = compute_type or ("float16" if dev.type == "cuda" else "int8")
         if compute_type not in COMPUTE_TYPES:
             raise ConfigError(f"compute_type must be one of {COMPUTE_TYPES}, got {compute_type!r}")
         if compute_type in INT8_PARTS and dev.type != "cpu":
