@@ -47,8 +47,9 @@ def test_matches_faster_whisper(asr, clips, beam_size):
     assert wer([s for _, s in clips], ours) < 0.5
 
 
-def test_greedy_matches_openai_whisper(asr, clips, tmp_path):
-    """openai-whisper with the same weights converted to its .pt format gives the same transcripts."""
+@pytest.fixture(scope="module")
+def openai_reference(tmp_path_factory):
+    """openai-whisper's model with the same weights, converted to its .pt format."""
     whisper = pytest.importorskip("whisper")
     import torch
 
@@ -56,13 +57,17 @@ def test_greedy_matches_openai_whisper(asr, clips, tmp_path):
     from seqspeech.zoo import resolve
 
     loaded = load_whisper(resolve("whisper-tiny.en")[0])
-    ckpt = tmp_path / "tiny.en.pt"
+    ckpt = tmp_path_factory.mktemp("openai") / "tiny.en.pt"
     torch.save({"dims": loaded.dims.to_dict(), "model_state_dict": loaded.model.state_dict()}, ckpt)
-    reference = whisper.load_model(str(ckpt), device="cpu")
+    return whisper.load_model(str(ckpt), device="cpu")
+
+
+def test_greedy_matches_openai_whisper(asr, clips, openai_reference):
+    """openai-whisper with the same weights converted to its .pt format gives the same transcripts."""
     audios = [load_audio(p) for p, _ in clips[:5]]
     ours = [t.text for t in asr.transcribe_batch(audios, beam_size=1, temperature=0.0)]
-    theirs = [reference.transcribe(a, beam_size=None, temperature=0.0, fp16=False, language="en")["text"].strip()
-              for a in audios]
+    theirs = [openai_reference.transcribe(a, beam_size=None, temperature=0.0, fp16=False,
+                                          language="en")["text"].strip() for a in audios]
     same = sum(a == b for a, b in zip(ours, theirs))
     assert same >= 0.8 * len(audios), list(zip(ours, theirs))
     # the 2022 recipe (pad the waveform, not the log-mel) is a different, selectable front end
@@ -115,6 +120,21 @@ def test_long_form_timestamps_are_monotonic(asr, long_audio):
     assert wer([reference], [t.text]) < 0.3
 
 
+def test_long_form_matches_openai_whisper(asr, long_audio, tmp_path, openai_reference):
+    """Streamed window by window, a ~45-s file gives openai-whisper's transcript and segment times exactly."""
+    import soundfile as sf
+
+    audio, _ = long_audio
+    path = tmp_path / "long.wav"
+    sf.write(path, audio, 16000)
+    ours = asr.transcribe(str(path), beam_size=1, temperature=0.0)
+    theirs = openai_reference.transcribe(load_audio(path), beam_size=None, temperature=0.0, fp16=False,
+                                         language="en")
+    assert ours.text == theirs["text"].strip()
+    assert [(s.start, s.end) for s in ours.segments] == \
+        [(round(s["start"], 3), round(s["end"], 3)) for s in theirs["segments"]]
+
+
 def test_vad_skips_leading_silence_and_maps_times_back(asr, long_audio):
     audio, reference = long_audio
     audio = audio[: 16000 * 20]
@@ -158,26 +178,35 @@ def test_long_file_is_streamed_with_the_same_result(asr, long_audio, tmp_path):
 def test_audio_stream_reads_forward_only():
     from seqspeech.asr.transcribe import AudioStream
 
-    stream = AudioStream([np.arange(10, dtype=np.float32), np.arange(10, 20, dtype=np.float32)])
+    stream = AudioStream(lambda: [np.arange(10, dtype=np.float32), np.arange(10, 20, dtype=np.float32)])
     assert stream.read(5, 10).tolist() == list(range(5, 15))
     assert stream.read(15, 10).tolist() == list(range(15, 20))
     assert stream.exhausted and stream.duration == 20 / 16000
+    long = AudioStream(lambda: [np.arange(1000, dtype=np.float32)])
+    long.read(900, 10)
+    assert long.read(700, 3).tolist() == [700, 701, 702]  # STFT context before the last read is kept
     with pytest.raises(ValueError, match="moved past"):
-        stream.read(0, 5)
+        long.read(600, 5)
 
 
-def test_short_window_encodes_fewer_frames(asr, clips, monkeypatch):
-    path, sentence = clips[1]
-    seen = []
-    original = asr.model.embed_audio
+@pytest.mark.parametrize("seek_frames", [0, 1, 1234, 2999, 3000])
+def test_windowed_log_mel_equals_whole_file_log_mel(seek_frames):
+    """Each window's features are exactly openai-whisper's whole-file log-mel there (STFT context, reflect at
+    the start, zeros after the end, the whole file's peak), so long files stream without changing transcripts."""
+    whisper = pytest.importorskip("whisper")
+    import torch
 
-    def spy(mel):
-        seen.append(mel.shape[-1])
-        return original(mel)
+    from seqspeech.asr.transcribe import AudioStream, log_mel_peak
+    from seqspeech.audio.features import WhisperLogMel, normalize_log_mel
 
-    monkeypatch.setattr(asr.model, "embed_audio", spy)
-    t = asr.transcribe(str(path), beam_size=1, short_window_s=10.0)
-    assert seen and all(n == 1000 for n in seen)  # a 3-s clip encoded over 10 s, not 30 s
-    assert wer([sentence], [t.text]) < 0.5
-    with pytest.raises(ConfigError, match="short_window_s"):
-        asr.transcribe(str(path), short_window_s=45.0)
+    rng = np.random.default_rng(0)
+    audio = (rng.normal(0, 0.1, 16000 * 40) * np.linspace(0.01, 1, 16000 * 40)).astype(np.float32)
+    reference = whisper.log_mel_spectrogram(torch.from_numpy(audio), padding=480000)
+    frontend = WhisperLogMel()
+    stream = AudioStream(lambda: [audio[:70000], audio[70000:]])  # blocks need not align with windows
+    peak = log_mel_peak(stream, frontend, torch.device("cpu"))
+    window = stream.read_with_context(seek_frames * 160, 480000)
+    ours = normalize_log_mel(frontend.log10_frames(torch.from_numpy(window)[None])[0], peak)
+    expected = reference[:, seek_frames:seek_frames + 3000]
+    assert ours.shape == expected.shape
+    assert torch.allclose(ours, expected, atol=1e-4), float((ours - expected).abs().max())

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..audio.constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE
+from ..audio.features import SILENCE_LOG10, STFT_CONTEXT, normalize_log_mel
 from ..decoding.options import DecodingOptions, DecodingResult
 from ..errors import ConfigError
 from .whisper_decoding import decode, detect_language
@@ -96,13 +97,15 @@ class Transcript:
 
 
 class AudioStream:
-    """16 kHz samples decoded on demand from an iterator of blocks, so a long file is never held whole.
+    """16 kHz samples decoded on demand, so a long file is never held whole.
 
-    Only the samples from the current read position on are kept; reading earlier samples is an error.
+    `open_blocks()` returns a fresh iterator of sample blocks; it is called once for the log-mel peak pre-pass
+    and once for transcription. Only samples from STFT_CONTEXT before the last read position on are kept.
     """
 
-    def __init__(self, blocks: Iterable[np.ndarray], duration: float | None = None) -> None:
-        self._blocks = iter(blocks)
+    def __init__(self, open_blocks: Callable[[], Iterable[np.ndarray]], duration: float | None = None) -> None:
+        self.open_blocks = open_blocks
+        self._blocks = iter(open_blocks())
         self._buffer = np.zeros(0, dtype=np.float32)
         self._start = 0  # absolute sample index of _buffer[0]
         self.exhausted = False
@@ -110,10 +113,11 @@ class AudioStream:
 
     @classmethod
     def from_array(cls, audio: np.ndarray) -> "AudioStream":
-        return cls([audio], duration=len(audio) / SAMPLE_RATE)
+        return cls(lambda: [audio], duration=len(audio) / SAMPLE_RATE)
 
     def read(self, start: int, n: int) -> np.ndarray:
-        """Samples [start, start + n), fewer only at the end of the audio. Drops everything before `start`."""
+        """Samples [start, start + n), fewer only at the end of the audio. Drops what lies more than
+        STFT_CONTEXT samples before `start`."""
         if start < self._start:
             raise ValueError(f"cannot read sample {start}: the stream has moved past it (at {self._start})")
         while not self.exhausted and self._start + len(self._buffer) < start + n:
@@ -122,18 +126,46 @@ class AudioStream:
             except StopIteration:
                 self.exhausted = True
                 self.duration = (self._start + len(self._buffer)) / SAMPLE_RATE
-        drop = start - self._start
-        self._buffer, self._start = self._buffer[drop:], start
-        return self._buffer[:n]
+        drop = max(0, start - STFT_CONTEXT - self._start)  # keep the STFT context before `start`
+        self._buffer, self._start = self._buffer[drop:], self._start + drop
+        return self._buffer[start - self._start : start - self._start + n]
+
+    def read_with_context(self, start: int, n: int) -> np.ndarray:
+        """Samples [start - STFT_CONTEXT, start + n + STFT_CONTEXT) as Whisper's whole-signal STFT sees them:
+        reflected at the start of the audio, zeros past its end. Always n + 2 * STFT_CONTEXT long."""
+        out = np.zeros(n + 2 * STFT_CONTEXT, dtype=np.float32)
+        first = start - STFT_CONTEXT  # signal index of out[0]; negative indices mirror the signal at 0
+        chunk = self.read(max(first, 0), n + 2 * STFT_CONTEXT)
+        offset = max(-first, 0)
+        real = chunk[: len(out) - offset]
+        out[offset : offset + len(real)] = real
+        if offset:  # torch.stft(center=True) reflects: sample -i is sample i
+            mirrored = chunk[1 : offset + 1][::-1]
+            out[offset - len(mirrored) : offset] = mirrored
+        return out
+
+
+def log_mel_peak(stream: AudioStream, frontend: Any, device: torch.device) -> float:
+    """The maximum log10 mel value over a whole stream (a fresh pass over `stream.open_blocks()`), which sets
+    Whisper's dynamic-range floor: openai-whisper computes the log-mel of the whole file at once."""
+    fresh = AudioStream(stream.open_blocks)
+    peak, start = SILENCE_LOG10, 0
+    while start == 0 or len(fresh.read(start - STFT_CONTEXT, 1)) > 0:  # frames that still read audio
+        chunk = fresh.read_with_context(start, N_SAMPLES)
+        log_spec = frontend.log10_frames(torch.from_numpy(chunk)[None].to(device))
+        peak = max(peak, float(log_spec.max()))
+        start += N_SAMPLES
+    return peak
 
 
 class _FileState:
     """Where one input's long-form loop stands."""
 
     def __init__(self, audio: AudioStream, prompt_tokens: list[int], time_map: Callable[..., float] | None,
-                 duration: float | None) -> None:
+                 duration: float | None, peak: float) -> None:
         self.audio = audio
         self.duration = duration  # of the original input (before VAD removed silence); None: the stream's
+        self.peak = peak  # the whole input's log10 mel maximum
         self.seek = 0  # in mel frames
         self.all_tokens = list(prompt_tokens)
         self.prompt_reset_since = 0
@@ -148,9 +180,10 @@ class _FileState:
         return len(self.audio.read(self.seek * HOP_LENGTH, HOP_LENGTH)) < HOP_LENGTH
 
     def window(self) -> tuple[np.ndarray, int]:
-        """The audio of the current window (up to 30 s) and its size in mel frames."""
-        chunk = self.audio.read(self.seek * HOP_LENGTH, N_SAMPLES)
-        return chunk, min(N_FRAMES, len(chunk) // HOP_LENGTH)
+        """The current 30-s window's samples with STFT context, and how many of its mel frames hold audio."""
+        start = self.seek * HOP_LENGTH
+        content = min(N_FRAMES, len(self.audio.read(start, N_SAMPLES)) // HOP_LENGTH)
+        return self.audio.read_with_context(start, N_SAMPLES), content
 
 
 def _needs_fallback(r: DecodingResult, o: TranscribeOptions) -> bool:
@@ -268,13 +301,14 @@ def transcribe_audio(
     audios: Sequence["np.ndarray | AudioStream"],
     options: TranscribeOptions = TranscribeOptions(),
     *,
-    features_fn: Callable[[list[np.ndarray], int], torch.Tensor],
+    frontend: Any,
     vad: Any = None,
     progress: bool | None = None,
 ) -> list[Transcript]:
     """Transcribe 16 kHz mono float32 arrays or AudioStreams (long files decoded window by window).
 
-    `features_fn(chunks, n_frames)` -> log-mel (B, n_mels, n_frames).
+    `frontend` is a `WhisperLogMel` (its `log10_frames`): each window's log-mel has exactly the values of
+    openai-whisper's whole-file log-mel there, without holding the file.
 
     `vad` is a SileroVAD (required when options.vad is set).
     """
@@ -288,6 +322,9 @@ def transcribe_audio(
     # on CPU a batch of windows encodes no faster than one at a time (measured: 8 windows 1.93 s, 1 window
     # 0.22 s), but holds 8x the activations; GPUs gain from the whole batch
     encoder_batch = options.batch_size if device.type == "cuda" else 1
+    feature_dtype = next(model.parameters()).dtype
+    if feature_dtype not in (torch.float16, torch.bfloat16):
+        feature_dtype = torch.float32
 
     states: list[_FileState] = []
     for audio in audios:
@@ -305,7 +342,7 @@ def transcribe_audio(
             chunks = collect_chunks(whole, stamps)
             stream, time_map, duration = AudioStream.from_array(chunks.audio), chunks.to_original_time, \
                 len(whole) / SAMPLE_RATE
-        states.append(_FileState(stream, prompt_tokens, time_map, duration))
+        states.append(_FileState(stream, prompt_tokens, time_map, duration, log_mel_peak(stream, frontend, device)))
 
     total_seconds = sum(s.audio.duration or 0.0 for s in states)
     show = progress if progress is not None else (sys.stderr.isatty() and total_seconds > 60)
@@ -319,7 +356,11 @@ def transcribe_audio(
             if options.short_window_s is not None:
                 longest = max(max(w[1] for w in windows), round(options.short_window_s * FRAMES_PER_SECOND))
                 n_frames = min(N_FRAMES, longest + longest % 2)
-            mel = features_fn([w[0] for w in windows], n_frames).to(device)
+            mel = torch.cat([
+                normalize_log_mel(frontend.log10_frames(torch.from_numpy(samples)[None].to(device))[..., :n_frames],
+                                  s.peak)
+                for s, (samples, _) in zip(active, windows)
+            ]).to(feature_dtype)
             if options.padding == "zeros":
                 for row, (_, content_frames) in enumerate(windows):
                     mel[row, :, content_frames:] = 0

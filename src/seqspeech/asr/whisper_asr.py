@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..audio.constants import HOP_LENGTH, SAMPLE_RATE
+from ..audio.constants import SAMPLE_RATE
 from ..audio.features import WhisperLogMel
 from ..audio.io import STDIN_NAME, audio_info, iter_audio_windows, load_audio
 from ..decoding.options import DecodingOptions
@@ -60,8 +60,11 @@ def open_audio(source: AudioInput) -> AudioStream | np.ndarray:
         return source
     if isinstance(source, (str, Path)) and str(source) != STDIN_NAME:
         duration, _ = audio_info(source)
-        blocks = (samples for _, samples in iter_audio_windows(source, STREAM_BLOCK_S, SAMPLE_RATE))
-        return AudioStream(blocks, duration=duration)
+
+        def open_blocks():
+            return (samples for _, samples in iter_audio_windows(source, STREAM_BLOCK_S, SAMPLE_RATE))
+
+        return AudioStream(open_blocks, duration=duration)
     return load_audio(source, SAMPLE_RATE)
 
 
@@ -119,22 +122,6 @@ class WhisperASR:
         return cls(model, tokenizer, name=name or str(path), compute_type=compute_type)
 
     # -- front end -------------------------------------------------------------------------------------------
-    def _features(self, chunks: list[np.ndarray], n_frames: int) -> torch.Tensor:
-        """Log-mel (B, n_mels, n_frames) of audio chunks, each zero-padded to n_frames of audio.
-
-        One chunk at a time: the STFT of a 30 s window is ~40 MB, and a batch gains no speed on CPU.
-        """
-        n_samples = n_frames * HOP_LENGTH
-        dtype = next(self.model.parameters()).dtype
-        dtype = dtype if dtype in (torch.float16, torch.bfloat16) else torch.float32
-        mels = []
-        with torch.inference_mode():
-            for c in chunks:
-                padded = np.zeros((1, n_samples), dtype=np.float32)
-                padded[0, : min(len(c), n_samples)] = c[:n_samples]
-                mels.append(self.frontend(torch.from_numpy(padded).to(self.device))[..., :n_frames].to(dtype))
-        return torch.cat(mels)
-
     @property
     def vad(self):
         if self._vad is None:
@@ -159,7 +146,7 @@ class WhisperASR:
             self.tokenizer,
             sources,
             topts,
-            features_fn=self._features,
+            frontend=self.frontend,
             vad=self.vad if topts.vad else None,
             progress=progress,
         )

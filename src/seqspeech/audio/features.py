@@ -21,13 +21,18 @@ from seqspeech.audio.constants import HOP_LENGTH, N_FFT, N_SAMPLES, SAMPLE_RATE
 from seqspeech.audio.io import load_audio
 from seqspeech.errors import AudioError
 
-__all__ = ["Fbank", "WhisperLogMel", "kaldi_mel_banks", "log_mel_spectrogram", "mel_filters", "pad_or_trim"]
+__all__ = [
+    "STFT_CONTEXT", "Fbank", "WhisperLogMel", "kaldi_mel_banks", "log_mel_spectrogram", "mel_filters",
+    "normalize_log_mel", "pad_or_trim",
+]
 
 # Whisper log-mel recipe
 LOG_MEL_FLOOR = 1e-10  # power floor before log10
 LOG_MEL_DYNAMIC_RANGE = 8.0  # log10 units kept below each example's maximum (80 dB)
 LOG_MEL_OFFSET = 4.0  # (log10 + 4) / 4 maps the usual range to about [-1, 1]
 LOG_MEL_SCALE = 4.0
+STFT_CONTEXT = N_FFT // 2  # samples on each side of a frame's centre that a centred STFT frame reads
+SILENCE_LOG10 = math.log10(LOG_MEL_FLOOR)  # log10 mel of digital silence: the lowest possible peak
 
 # Slaney mel scale (librosa htk=False): linear below 1 kHz, logarithmic above.
 SLANEY_HZ_PER_MEL = 200.0 / 3.0
@@ -150,6 +155,27 @@ def _cached_hann_window(n_fft: int, device: str) -> torch.Tensor:
     return torch.hann_window(n_fft, device=device)
 
 
+def _log10_mel(audio: torch.Tensor, window: torch.Tensor, filters: torch.Tensor, center: bool) -> torch.Tensor:
+    """log10 of the mel power, floored at 1e-10: ``(..., T)`` -> ``(..., n_mels, frames)``.
+
+    center=True: Whisper's framing (reflect-padded edges, last frame dropped), ``frames = T // HOP_LENGTH``.
+    center=False: the caller supplies ``STFT_CONTEXT`` samples of context on each side,
+    ``frames = (T - 2 * STFT_CONTEXT) // HOP_LENGTH``.
+    """
+    stft = torch.stft(audio, N_FFT, HOP_LENGTH, window=window, center=center, return_complex=True)
+    power = stft[..., :-1].abs() ** 2
+    return torch.clamp(filters @ power, min=LOG_MEL_FLOOR).log10()
+
+
+def normalize_log_mel(log_spec: torch.Tensor, peak: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Whisper's dynamic-range floor (``peak - 8``) and scaling. peak: per example ``(B, 1, 1)``, a number, or
+    None for the maximum of each example's own ``log_spec``."""
+    if peak is None:
+        peak = log_spec.amax(dim=(-2, -1), keepdim=True)
+    floor = torch.as_tensor(peak, dtype=log_spec.dtype, device=log_spec.device) - LOG_MEL_DYNAMIC_RANGE
+    return (torch.maximum(log_spec, floor) + LOG_MEL_OFFSET) / LOG_MEL_SCALE
+
+
 def _whisper_log_mel(
     audio: torch.Tensor, window: torch.Tensor, filters: torch.Tensor, padding: int
 ) -> torch.Tensor:
@@ -163,12 +189,7 @@ def _whisper_log_mel(
         raise AudioError(
             f"audio too short for a log-mel spectrogram: {audio.shape[-1]} samples, need > {N_FFT // 2}"
         )
-    stft = torch.stft(audio, N_FFT, HOP_LENGTH, window=window, return_complex=True)
-    power = stft[..., :-1].abs() ** 2
-    log_spec = torch.clamp(filters @ power, min=LOG_MEL_FLOOR).log10()
-    peak = log_spec.amax(dim=(-2, -1), keepdim=True)
-    log_spec = torch.maximum(log_spec, peak - LOG_MEL_DYNAMIC_RANGE)
-    return (log_spec + LOG_MEL_OFFSET) / LOG_MEL_SCALE
+    return normalize_log_mel(_log10_mel(audio, window, filters, center=True))
 
 
 def log_mel_spectrogram(
@@ -211,6 +232,13 @@ class WhisperLogMel(nn.Module):
     def forward(self, audio: torch.Tensor, padding: int = 0) -> torch.Tensor:
         """``(B, T)`` (or ``(T,)``) samples -> ``(B, n_mels, frames)`` (or ``(n_mels, frames)``)."""
         return _whisper_log_mel(audio.to(self.window.dtype), self.window, self.filters, padding)
+
+    def log10_frames(self, audio_with_context: torch.Tensor) -> torch.Tensor:
+        """Un-normalised log10 mel of a slice of a longer signal: ``(B, T + 2 * STFT_CONTEXT)`` samples, the
+        slice with ``STFT_CONTEXT`` samples of its surroundings on each side -> ``(B, n_mels, T // HOP_LENGTH)``,
+        exactly the frames Whisper's whole-signal STFT has there. Normalise with `normalize_log_mel` and the
+        whole signal's peak."""
+        return _log10_mel(audio_with_context.to(self.window.dtype), self.window, self.filters, center=False)
 
 
 # ----------------------------------------------------------------
