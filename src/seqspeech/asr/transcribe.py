@@ -47,8 +47,8 @@ class TranscribeOptions:
     batch_size: int = 4  # windows decoded together; 4 is the measured CPU sweet spot (speed vs memory)
     # encode a window that holds less than 30 s of audio over max(its audio, short_window_s) seconds instead of
     # the full 30 s (None: always 30 s, as the references do). The encoder's attention is quadratic in its length,
-    # so 2-4 s clips encode ~5x faster at 10 s. Measured on 48 synthetic clips (bench/): at 10 s WER held (int8
-    # 22.7 % vs 28.5 % at 30 s); at 8 s it rose to 31 %, at 6 s tiny.en looped (50 %).
+    # so 2-4 s clips encode ~5x faster at 10 s. Measured on 48 synthetic clips (bench/, all-int8 model): at 10 s
+    # WER held (22.7 % vs 28.5 % at 30 s); at 8 s it rose to 31 %, at 6 s tiny.en looped (50 %).
     short_window_s: float | None = None
     # how a window shorter than 30 s is filled: "zeros" pads the normalised log-mel with zeros (what openai-whisper
     # and faster-whisper do today: identical transcripts), "audio" pads the waveform with silence (Whisper's
