@@ -617,8 +617,8 @@ def ct2_to_openai_state_dict(
     for conv in ("conv1", "conv2"):
         linear(f"encoder.{conv}", f"encoder/{conv}")
     (state["encoder.positional_embedding"],) = get("encoder/position_encodings/encodings")
-    for i in range(n_audio_layer):
-        ours, theirs = f"encoder.blocks.{i}", f"encoder/layer_{i}"
+    def self_attention_and_mlp(ours: str, theirs: str) -> None:
+        """The parts every encoder and decoder block shares: fused-QKV self-attention and the MLP."""
         split_linear(
             [f"{ours}.attn.query", f"{ours}.attn.key", f"{ours}.attn.value"],
             f"{theirs}/self_attention/linear_0",
@@ -628,25 +628,20 @@ def ct2_to_openai_state_dict(
         linear(f"{ours}.mlp.0", f"{theirs}/ffn/linear_0")
         linear(f"{ours}.mlp.2", f"{theirs}/ffn/linear_1")
         layer_norm(f"{ours}.mlp_ln", f"{theirs}/ffn/layer_norm")
+
+    for i in range(n_audio_layer):
+        self_attention_and_mlp(f"encoder.blocks.{i}", f"encoder/layer_{i}")
     layer_norm("encoder.ln_post", "encoder/layer_norm")
 
     state["decoder.token_embedding.weight"] = embedding
     (state["decoder.positional_embedding"],) = get("decoder/position_encodings/encodings")
     for i in range(n_text_layer):
         ours, theirs = f"decoder.blocks.{i}", f"decoder/layer_{i}"
-        split_linear(
-            [f"{ours}.attn.query", f"{ours}.attn.key", f"{ours}.attn.value"],
-            f"{theirs}/self_attention/linear_0",
-        )
-        linear(f"{ours}.attn.out", f"{theirs}/self_attention/linear_1")
-        layer_norm(f"{ours}.attn_ln", f"{theirs}/self_attention/layer_norm")
+        self_attention_and_mlp(ours, theirs)
         linear(f"{ours}.cross_attn.query", f"{theirs}/attention/linear_0")
         split_linear([f"{ours}.cross_attn.key", f"{ours}.cross_attn.value"], f"{theirs}/attention/linear_1")
         linear(f"{ours}.cross_attn.out", f"{theirs}/attention/linear_2")
         layer_norm(f"{ours}.cross_attn_ln", f"{theirs}/attention/layer_norm")
-        linear(f"{ours}.mlp.0", f"{theirs}/ffn/linear_0")
-        linear(f"{ours}.mlp.2", f"{theirs}/ffn/linear_1")
-        layer_norm(f"{ours}.mlp_ln", f"{theirs}/ffn/layer_norm")
     layer_norm("decoder.ln", "decoder/layer_norm")
 
     # The output projection is normally an alias of the embedding; a stored copy must equal it.
