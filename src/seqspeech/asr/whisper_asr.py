@@ -83,9 +83,7 @@ class WhisperASR:
         self.tokenizer = tokenizer
         self.name = name
         self.compute_type = compute_type
-        self.device = (
-            next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
-        )
+        self.device = model.device
         self.frontend = WhisperLogMel(n_mels=model.dims.n_mels).to(self.device)
         self._vad = None
 
