@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from .errors import DataError
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -27,3 +32,26 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file, read line by line.
+
+    Raises DataError naming the file and line for text that is not UTF-8, invalid JSON, or a non-object line.
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{line_no}: not UTF-8 text ({err.reason})") from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{line_no}: invalid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
+            yield line_no, record

@@ -120,5 +120,5 @@ def test_empty_and_undecodable_files(tmp_path, refs):
     assert evaluate_jsonl(empty, refs)["wer"] == 1.0  # every reference missing
     binary = tmp_path / "binary.jsonl"
     binary.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(ValueError, match="binary.jsonl: not UTF-8"):
+    with pytest.raises(ValueError, match=r"binary\.jsonl:1: not UTF-8"):
         evaluate_jsonl(binary, refs)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError
+from ..fileio import iter_jsonl
 from .wer import DEFAULT_NORMALIZER, Normalizer, Unit, error_rate
 
 REFERENCE_FIELD = "reference"
@@ -74,22 +75,7 @@ def evaluate_jsonl(
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc})") from exc
-    records = []
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(record).__name__}")
-        records.append((line_no, record))
-    return records
+    return list(iter_jsonl(path))
 
 
 def _index(path: Path, records: list[tuple[int, dict[str, Any]]], key: str, field: str) -> dict[str, str]:
