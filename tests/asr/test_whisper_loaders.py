@@ -36,7 +36,7 @@ whisper = pytest.importorskip("whisper")
 whisper_model = pytest.importorskip("whisper.model")
 ctranslate2 = pytest.importorskip("ctranslate2")
 from ctranslate2.specs import whisper_spec  # noqa: E402
-from whisper_reference import ATOL, TINY, random_openai_whisper  # noqa: E402
+from whisper_reference import ATOL, TINY, random_inputs, random_openai_whisper  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,7 @@ def reference() -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(1)
-    mel = torch.randn(2, TINY["n_mels"], 2 * TINY["n_audio_ctx"], generator=generator)
-    tokens = torch.randint(0, TINY["n_vocab"], (2, 10), generator=generator)
-    return mel, tokens
+    return random_inputs(2, 10)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from seqspeech.asr.whisper import DecoderState, Whisper, WhisperDims, quantize_d
 from seqspeech.errors import ConfigError
 
 whisper_model = pytest.importorskip("whisper.model")
-from whisper_reference import ATOL, TINY, random_openai_whisper  # noqa: E402
+from whisper_reference import ATOL, TINY, random_inputs, random_openai_whisper  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,7 @@ def model(reference: torch.nn.Module) -> Whisper:
 
 @pytest.fixture(scope="module")
 def inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(1)
-    mel = torch.randn(3, TINY["n_mels"], 2 * TINY["n_audio_ctx"], generator=generator)
-    tokens = torch.randint(0, TINY["n_vocab"], (3, 12), generator=generator)
-    return mel, tokens
+    return random_inputs(3, 12)
 
 
 def test_state_dict_names_are_openai_names(reference: torch.nn.Module) -> None:

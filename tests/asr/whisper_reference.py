@@ -30,3 +30,11 @@ def random_openai_whisper(dims: dict = TINY, seed: int = 0) -> torch.nn.Module:
         for parameter in model.parameters():
             parameter.normal_(0.0, 0.2)
     return model
+
+
+def random_inputs(batch: int, n_tokens: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random mel (batch, n_mels, 2 * n_audio_ctx) and random token ids (batch, n_tokens) for TINY."""
+    generator = torch.Generator().manual_seed(seed)
+    mel = torch.randn(batch, TINY["n_mels"], 2 * TINY["n_audio_ctx"], generator=generator)
+    tokens = torch.randint(0, TINY["n_vocab"], (batch, n_tokens), generator=generator)
+    return mel, tokens

@@ -318,7 +318,7 @@ def transcribe_audio(
     time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # seconds per timestamp step (0.02)
     prompt_tokens = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
     generator = torch.Generator().manual_seed(options.seed)
-    device = next(model.parameters()).device
+    device = model.device
     # on CPU a batch of windows encodes no faster than one at a time (measured: 8 windows 1.93 s, 1 window
     # 0.22 s), but holds 8x the activations; GPUs gain from the whole batch
     encoder_batch = options.batch_size if device.type == "cuda" else 1
