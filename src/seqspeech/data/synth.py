@@ -6,11 +6,17 @@ Voices reserved for evaluation only (never train on them): flite `rms` and `awb`
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
-from ..errors import ConfigError
+import numpy as np
+import soundfile as sf
+
+from ..audio.constants import SAMPLE_RATE
+from ..errors import AudioError, ConfigError
 
 ENGINES = ("espeak-ng", "flite")
 EVAL_ONLY_VOICES = {("flite", "rms"), ("flite", "awb")}
@@ -94,8 +100,13 @@ def synthesize(
     engine: str = "espeak-ng",
     voice: str | None = None,
     rate: int | None = None,
+    pitch: int | None = None,
 ) -> Path:
-    """Speak `text` into a WAV file with espeak-ng (voice e.g. 'en-us', 'en-gb-x-rp') or flite ('slt', 'kal')."""
+    """Speak `text` into a WAV file with espeak-ng (voice e.g. 'en-us', 'en-gb-x-rp', 'en-us+f3') or flite
+    ('slt', 'kal16'), at the engine's own sample rate.
+
+    `rate` (words per minute, espeak `-s`) and `pitch` (0..99, espeak `-p`) apply to espeak-ng only.
+    """
     if not text.strip():
         raise ConfigError("cannot synthesize empty text")
     out = Path(out_path)
@@ -105,6 +116,8 @@ def synthesize(
         cmd = [_require("espeak-ng"), "-v", voice or "en-us", "-w", str(tmp)]
         if rate:
             cmd += ["-s", str(rate)]
+        if pitch is not None:
+            cmd += ["-p", str(pitch)]
         cmd.append(text)
     elif engine == "flite":
         cmd = [_require("flite"), "-voice", voice or "slt", "-t", text, "-o", str(tmp)]
@@ -125,10 +138,59 @@ def cached_clip(
     engine: str = "espeak-ng",
     voice: str | None = None,
     rate: int | None = None,
+    pitch: int | None = None,
 ) -> Path:
     """`synthesize` into cache_dir under a name derived from the arguments; reused when already there."""
-    key = hashlib.sha1(f"{engine}|{voice}|{rate}|{text}".encode()).hexdigest()[:16]
+    pitch_key = "" if pitch is None else f"|p{pitch}"
+    key = hashlib.sha1(f"{engine}|{voice}|{rate}{pitch_key}|{text}".encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"{engine}-{voice or 'default'}-{key}.wav"
     if not path.exists():
-        synthesize(text, path, engine=engine, voice=voice, rate=rate)
+        synthesize(text, path, engine=engine, voice=voice, rate=rate, pitch=pitch)
     return path
+
+
+def wav_duration(path: str | Path) -> float | None:
+    """Seconds of audio in a readable, non-empty sound file; None when it is missing, unreadable or empty."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return None
+    if info.frames <= 0 or info.samplerate <= 0:
+        return None
+    return info.frames / info.samplerate
+
+
+def synthesize_wav(
+    text: str,
+    out_path: str | Path,
+    *,
+    engine: str = "espeak-ng",
+    voice: str | None = None,
+    rate: int | None = None,
+    pitch: int | None = None,
+    sample_rate: int = SAMPLE_RATE,
+) -> float:
+    """`synthesize` into a mono 16-bit PCM WAV at `sample_rate` (resampled with soxr), written atomically.
+
+    Returns:
+        the clip's duration in seconds.
+    """
+    from ..audio.io import load_audio  # local: keeps this module light for the test fixtures
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, raw_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".raw.wav", dir=out.parent)
+    os.close(fd)
+    raw = Path(raw_name)
+    tmp = raw.with_name(raw.name.replace(".raw.wav", ".16k.wav"))
+    try:
+        synthesize(text, raw, engine=engine, voice=voice, rate=rate, pitch=pitch)
+        samples = load_audio(raw, sample_rate)
+        if not np.any(samples):
+            raise AudioError(f"{engine} voice {voice!r} produced silence for {text!r}")
+        sf.write(str(tmp), np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+        tmp.replace(out)
+    finally:
+        raw.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return len(samples) / sample_rate

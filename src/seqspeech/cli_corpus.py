@@ -1,0 +1,81 @@
+"""``seqspeech corpus``: build synthetic speech corpora and turn distributed corpora into JSONL manifests.
+
+    seqspeech corpus synth data/synth_en --language en --sentences 6000 --dev 200 --test 200 --seed 0
+    seqspeech corpus prepare librispeech /data/LibriSpeech/dev-clean dev-clean.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser"]
+
+PREPARE_KINDS = ("librispeech", "ljspeech", "commonvoice", "kaldi")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add ``corpus`` (with ``synth`` and ``prepare``) to the top-level subcommands ``sub``."""
+    p = sub.add_parser("corpus", help="build or prepare speech corpora (JSONL manifests)",
+                       description="Build synthetic corpora or convert distributed corpora to JSONL manifests.")
+    csub = p.add_subparsers(dest="corpus_command", required=True)
+
+    s = csub.add_parser(
+        "synth",
+        help="synthesise a corpus with espeak-ng and flite",
+        description="Generate sentences, speak them with many synthetic voices and write train/dev/test manifests "
+                    "(plus test_voices: held-out voices, test_eval_voices: flite rms/awb). Re-running with the same "
+                    "arguments resumes an interrupted build.",
+    )  # fmt: skip
+    s.add_argument("out_dir", type=Path, help="output folder (manifests, wavs/, corpus.json)")
+    s.add_argument("--language", default="en", choices=["en", "es-en"])
+    s.add_argument("--sentences", type=int, default=6000, help="training sentences (pairs for es-en)")
+    s.add_argument("--dev", type=int, default=200, help="dev sentences")
+    s.add_argument("--test", type=int, default=200, help="test sentences")
+    s.add_argument("--per-sentence", type=int, default=1, help="training utterances per sentence (distinct voices)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--jobs", type=int, default=None, help="parallel synthesis workers (default: CPU count)")
+    s.add_argument("--heldout-voices", nargs="+", default=None, metavar="VOICE",
+                   help="espeak-ng voice+variant names kept for test_voices only (default: a fixed list of 8)")
+    s.add_argument("--no-eval-voices", dest="eval_voices", action="store_false",
+                   help="do not write test_eval_voices (flite rms/awb)")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="progress bar on stderr")
+    s.set_defaults(func=_cmd_synth)
+
+    q = csub.add_parser("prepare", help="write a JSONL manifest for a corpus on disk",
+                        description="Read a corpus as distributed and write its utterances as a JSONL manifest.")
+    q.add_argument("kind", choices=PREPARE_KINDS)
+    q.add_argument("src", type=Path, help="corpus folder (e.g. LibriSpeech/dev-clean, LJSpeech-1.1)")
+    q.add_argument("out", type=Path, help="output manifest (.jsonl)")
+    q.add_argument("--no-durations", dest="with_durations", action="store_false",
+                   help="do not read audio headers for durations (faster; duration 0.0)")
+    q.set_defaults(func=_cmd_prepare)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from .data.corpora.synth import build_synth_corpus
+    from .data.manifest import read_manifest
+
+    manifests = build_synth_corpus(
+        args.out_dir, language=args.language, num_sentences=args.sentences, seed=args.seed,
+        dev_sentences=args.dev, test_sentences=args.test, utterances_per_sentence=args.per_sentence,
+        heldout_voices=args.heldout_voices, eval_only_voices=args.eval_voices, jobs=args.jobs,
+        progress=args.progress,
+    )  # fmt: skip
+    for name, path in manifests.items():
+        utts = read_manifest(path)
+        hours = sum(u.duration for u in utts) / 3600
+        print(f"{name}: {len(utts)} utterances, {hours:.2f} h -> {path}")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from .data.corpora import read_corpus
+    from .data.manifest import write_manifest
+
+    utts = read_corpus(args.kind, args.src, with_durations=args.with_durations)
+    path = write_manifest(args.out, utts)
+    print(f"{len(utts)} utterances -> {path}", file=sys.stderr)
+    return 0
