@@ -1,0 +1,50 @@
+"""Relative positional encoding (Transformer-XL, Dai et al. 2019; ESPnet's `RelPositionalEncoding`).
+
+The encoding is a sinusoidal embedding of the relative distances ``T-1, T-2, ..., -(T-1)`` (descending, as
+ESPnet orders them), computed for the input's length, device and dtype on each call; nothing is cached on
+``self``. Self-attention turns it into a ``(T, T)`` bias with :func:`rel_shift`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def relative_sinusoids(length: int, d_model: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``(2 * length - 1, d_model)`` sinusoids for the relative positions ``length-1 .. -(length-1)``."""
+    positions = torch.arange(length - 1, -length, -1, device=device, dtype=torch.float32).unsqueeze(1)
+    inv_freq = torch.exp(
+        torch.arange(0, d_model, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d_model)
+    )
+    emb = torch.zeros(2 * length - 1, d_model, device=device, dtype=torch.float32)
+    emb[:, 0::2] = torch.sin(positions * inv_freq)
+    emb[:, 1::2] = torch.cos(positions * inv_freq)
+    return emb.to(dtype)
+
+
+def rel_shift(scores: Tensor) -> Tensor:
+    """Turn position scores over relative distances into query-key scores (Transformer-XL's shift).
+
+    ``scores (B, H, T, 2T-1)``, where column ``j`` is the relative distance ``T-1-j``, ->
+    ``(B, H, T, T)`` with ``out[..., i, k] = scores[..., i, T-1-i+k]`` (the distance ``i - k``).
+    """
+    b, h, t, n = scores.shape
+    padded = torch.cat([scores.new_zeros(b, h, t, 1), scores], dim=-1)  # (B, H, T, 2T)
+    padded = padded.view(b, h, n + 1, t)
+    return padded[:, :, 1:].reshape(b, h, t, n)[:, :, :, :t]
+
+
+class RelPositionalEncoding(nn.Module):
+    """``x (B, T, D)`` -> ``(dropout(x), dropout(pos_emb) (1, 2T-1, D))``."""
+
+    def __init__(self, d_model: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        pos_emb = relative_sinusoids(x.size(1), self.d_model, x.device, x.dtype).unsqueeze(0)
+        return self.dropout(x), self.dropout(pos_emb)
