@@ -24,7 +24,8 @@ def available_models() -> list[str]:
 
 
 def load_model(name_or_path: "str | Path" = "whisper-tiny.en", **kwargs: Any) -> Any:
-    """Load a model by zoo name, local path (OpenAI .pt, Hugging Face dir, CTranslate2 dir) or hub id.
+    """Load a model by zoo name, local path (OpenAI .pt, Hugging Face dir, CTranslate2 dir, our CTC
+    safetensors or trainer checkpoint) or hub id.
 
     kwargs go to the family's constructor, e.g. `device="cuda"`, `compute_type="int8"`.
     """
@@ -35,4 +36,9 @@ def load_model(name_or_path: "str | Path" = "whisper-tiny.en", **kwargs: Any) ->
         from .asr.whisper_asr import WhisperASR
 
         return WhisperASR.from_path(path, name=str(name_or_path), **kwargs)
+    if family == "ctc":
+        from .asr.ctc_asr import CTCASR
+
+        kwargs.pop("compute_type", None)  # CTC models run in float32
+        return CTCASR.from_path(path, name=str(name_or_path), **kwargs)
     raise NotImplementedError(f"model family {family!r}")  # pragma: no cover

