@@ -20,7 +20,7 @@ from seqspeech.decoding.ctc import (
     word_spans,
 )
 from seqspeech.decoding.interfaces import ScoredSum, Scorer
-from seqspeech.decoding.lm import WordLMScorer, train_ngram
+from seqspeech.decoding.lm import NGramTokenScorer, WordLMScorer, train_ngram
 from seqspeech.decoding.search import Step, beam_search
 from seqspeech.errors import ConfigError, DataError
 from seqspeech.text.tokenizers.char import CharTokenizer
@@ -203,6 +203,114 @@ def test_token_word_map_for_char_and_bpe_tokenizers():
     bpe_map = TokenWordMap.from_tokenizer(bpe)
     assert bpe_map.vocab_size == bpe.vocab_size
     assert bpe_map.words(bpe.encode("the cat sat on the mat")) == "the cat sat on the mat".split()
+
+
+def test_lm_fusion_through_a_token_scorer_matches_the_word_lm(tmp_path):
+    """A WordLMScorer is wrapped in NGramTokenScorer; passing one built by hand gives the same n-best."""
+    tok = _tokenizer()
+    word_map = TokenWordMap.from_tokenizer(tok)
+    lm = WordLMScorer.from_arpa(train_ngram(CORPUS, 3).write_arpa(tmp_path / "lm.arpa"), backend="python")
+    gen = torch.Generator().manual_seed(0)
+    ambiguous = _ambiguous(tok, "the cat sat", {4: ("k", 0.55)})
+    lp = torch.cat([ambiguous, _peaked(gen, 1, 22, tok.vocab_size, 0.5)])
+    options = dict(beam_size=6, lm_weight=0.7, word_bonus=0.3)
+    by_words = ctc_prefix_beam_search(lp, [22, 17], lm=lm, word_map=word_map, **options)
+    scorer = NGramTokenScorer(lm, word_map, eos=tok.vocab_size)  # the end column past the CTC labels
+    assert isinstance(scorer, Scorer)
+    by_tokens = ctc_prefix_beam_search(lp, [22, 17], lm=scorer, word_map=word_map, **options)
+    for a, b in zip(by_words, by_tokens):
+        assert [h.tokens for h in a] == [h.tokens for h in b]
+        assert [h.n_words for h in a] == [h.n_words for h in b]
+        assert [h.lm_score for h in a] == pytest.approx([h.lm_score for h in b], abs=1e-12)
+    assert tok.decode(by_tokens[0][0].tokens) == "the cat sat"
+    # a Scorer needs no word map (without a word bonus); its end id comes from .eos or lm_eos
+    no_map = ctc_prefix_beam_search(lp, [22, 17], lm=scorer, lm_eos=tok.vocab_size, beam_size=6,
+                                    lm_weight=0.7)
+    with_map = ctc_prefix_beam_search(lp, [22, 17], lm=lm, word_map=word_map, beam_size=6, lm_weight=0.7)
+    assert [h.tokens for h in no_map[0]] == [h.tokens for h in with_map[0]]
+    assert all(h.n_words == 0 for h in no_map[0])
+    assert no_map[0][0].lm_score == pytest.approx(with_map[0][0].lm_score, abs=1e-12)
+    endless = NGramTokenScorer(lm, word_map, eos=None)
+    with pytest.raises(ConfigError, match="lm_eos"):
+        ctc_prefix_beam_search(lp, [22, 17], lm=endless)
+    with pytest.raises(ConfigError, match="lm_eos"):
+        ctc_prefix_beam_search(lp, [22, 17], lm=endless, lm_eos=tok.vocab_size)
+    with pytest.raises(ConfigError, match="word_map"):
+        ctc_prefix_beam_search(lp, [22, 17], lm=lm)
+
+
+def _spelling_decoder(tok: CharTokenizer, text: str, confusions: dict[int, tuple[str, float]]):
+    """A toy attention decoder (a Scorer): at step i it puts 0.9 on the i-th character of `text` (then eos),
+    except where confusions[i] = (other character, probability) moves that much of it elsewhere."""
+    vocab = tok.vocab_size
+    ids = tok.encode(text) + [EOS]
+    table = torch.full((len(ids) + 1, vocab), 0.1 / (vocab - 1))
+    table[torch.arange(len(ids)), torch.tensor(ids)] = 0.9
+    table[len(ids), EOS] = 0.9
+    for i, (other, p) in confusions.items():
+        table[i, tok.encode(other)[0]] = p
+        table[i, ids[i]] = 0.9 - p
+    table = table.log()
+
+    class Decoder:
+        def score(self, tokens, state):
+            return table[min(tokens.shape[1] - 1, len(ids))].expand(tokens.shape[0], vocab).clone(), state
+
+        def select_state(self, state, indices):
+            return state
+
+    return Decoder()
+
+
+def test_beam_search_with_the_ngram_token_scorer_prefers_the_lm_word():
+    tok = _tokenizer()
+    word_map = TokenWordMap.from_tokenizer(tok)
+    lm = WordLMScorer(train_ngram(CORPUS, 3))
+    decoder = _spelling_decoder(tok, "the cat sat", {4: ("k", 0.5)})  # "c" 0.4 vs "k" 0.5
+    prompt = torch.tensor([[EOS]])
+    plain = beam_search(Step(primary=decoder), prompt, None, beam_size=4, eot=EOS, max_new_tokens=15)[0]
+    assert tok.decode(max(plain, key=lambda h: h.sum_logprob).tokens) == "the kat sat"
+    scorer = NGramTokenScorer(lm, word_map, eos=EOS)
+    step = Step(primary=decoder, aux=ScoredSum([(0.5, scorer)]))
+    fused = beam_search(step, prompt, None, beam_size=4, eot=EOS, max_new_tokens=15,
+                        aux_state=(scorer.init_state(1),))[0]
+    best = max(fused, key=lambda h: h.sum_logprob)
+    assert tok.decode(best.tokens) == "the cat sat"
+    # the fused score is the decoder's log-prob plus half the sentence's LM log-prob, </s> included
+    decoder_lp = next(h.sum_logprob for h in plain if h.tokens == best.tokens)
+    state, lm_total = lm.begin_state(), 0.0
+    for word in ("the", "cat", "sat"):
+        value, state = lm.score(state, word)
+        lm_total += value
+    lm_total += lm.end_score(state)
+    assert best.sum_logprob == pytest.approx(decoder_lp + 0.5 * lm_total, abs=1e-4)
+
+
+def test_joint_ctc_and_ngram_scorers_fuse_in_one_beam_search():
+    """Uniform decoder, CTC prefix scorer and n-gram LM in one ScoredSum: the LM fixes the acoustic error."""
+    tok = _tokenizer()
+    word_map = TokenWordMap.from_tokenizer(tok)
+    lm = WordLMScorer(train_ngram(CORPUS, 3))
+    lp = _ambiguous(tok, "the cat sat", {4: ("k", 0.55)}).double()
+    vocab = tok.vocab_size
+
+    class Uniform:
+        def score(self, tokens, state):
+            return torch.zeros(tokens.shape[0], vocab, dtype=torch.float64), state
+
+        def select_state(self, state, indices):
+            return state
+
+    def decode(lm_weight: float) -> str:
+        ctc = CTCPrefixScorer(lp, [lp.shape[1]], blank=BLANK, eos=EOS)
+        ngram = NGramTokenScorer(lm, word_map, eos=EOS)
+        step = Step(primary=Uniform(), aux=ScoredSum([(1.0, ctc), (lm_weight, ngram)]))
+        (found,) = beam_search(step, torch.tensor([[EOS]]), None, beam_size=4, eot=EOS, max_new_tokens=14,
+                               aux_state=(ctc.init_state(), ngram.init_state(1)))
+        return tok.decode(max(found, key=lambda h: h.sum_logprob).tokens)
+
+    assert decode(0.0) == "the kat sat"
+    assert decode(0.5) == "the cat sat"
 
 
 # -- CTC prefix scorer ---------------------------------------------------------------------------------------

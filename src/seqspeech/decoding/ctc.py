@@ -5,10 +5,11 @@ All functions take log-probabilities as a CTC model emits them: ``log_probs (B, 
 
 * :func:`ctc_greedy` — best label per frame, repeats collapsed, blanks dropped.
 * :func:`ctc_prefix_beam_search` — prefix beam search (Hannun et al. 2014) in log space, with optional shallow
-  fusion of a word n-gram LM (:class:`seqspeech.decoding.lm.WordLMScorer`): a word is scored when the next
-  word starts (char tokenizers: the space token; BPE: a piece starting with ``"▁"``) and at the end of the
-  utterance, where ``</s>`` is scored too. The LM score is a property of the prefix, so the fused score is
-  ``am + lm_weight * lm + word_bonus * words``.
+  fusion of an LM through the :class:`Scorer` interface: a word n-gram LM
+  (:class:`seqspeech.decoding.lm.WordLMScorer`) is wrapped in :class:`seqspeech.decoding.lm.NGramTokenScorer`,
+  which scores a word when the next word starts (char tokenizers: the space token; BPE: a piece starting with
+  ``"▁"``) and at the end of the utterance, where ``</s>`` is scored too. The LM score is a property of the
+  prefix, so the fused score is ``am + lm_weight * lm + word_bonus * words``.
 * :class:`CTCPrefixScorer` — ESPnet's CTC prefix score (Watanabe et al. 2017) as a :class:`Scorer` for joint
   CTC/attention beam search: for every next token c, ``log psi(h + c) - log psi(h)``; eos gets the
   full-sequence ``log p(h | x) - log psi(h)``, so the sum along a finished path is ``log p(h | x)``.
@@ -28,6 +29,8 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, DataError
+from .interfaces import Scorer
+from .lm import NGramTokenScorer, WordLMScorer
 
 __all__ = [
     "CTCHypothesis",
@@ -166,7 +169,8 @@ class CTCHypothesis:
     """One n-best entry: ``score = am_score + lm_weight * lm_score + word_bonus * n_words``.
 
     am_score is the CTC log-probability of the label sequence (summed over the paths the beam kept);
-    lm_score is the natural-log LM probability of its words plus ``</s>`` (0 without an LM).
+    lm_score is the LM scorer's scores summed along the labels plus its end-of-utterance score: for a word
+    LM, the natural-log probability of the words plus ``</s>`` (0 without an LM).
     """
 
     tokens: list[int]
@@ -197,25 +201,34 @@ def ctc_prefix_beam_search(
     *,
     beam_size: int = 8,
     blank: int = 0,
-    lm: Any = None,
+    lm: Scorer | WordLMScorer | None = None,
     word_map: TokenWordMap | None = None,
     lm_weight: float = 0.5,
     word_bonus: float = 0.0,
     prune_logp: float | None = -10.0,
     top_k: int | None = None,
+    lm_eos: int | None = None,
 ) -> list[list[CTCHypothesis]]:
     """Prefix beam search over CTC log-probs (B, T, V), lengths (B,); the n-best (best first) per utterance.
 
     Args:
         beam_size: prefixes kept after each frame (and the n-best size).
-        lm: a :class:`seqspeech.decoding.lm.WordLMScorer` (or anything with ``begin_state``, ``score(state,
-            word) -> (ln p, state)``, ``end_score(state)``); needs ``word_map``.
-        word_map: how tokens spell words (:meth:`TokenWordMap.from_tokenizer`); needed for an LM or a word
+        lm: a token-level :class:`Scorer` over the CTC labels with ``init_state(n)``, such as
+            :class:`seqspeech.decoding.lm.NGramTokenScorer`; or a word LM
+            (:class:`seqspeech.decoding.lm.WordLMScorer`, or anything with ``begin_state``, ``score(state,
+            word) -> (ln p, state)``, ``end_score(state)``), which is wrapped in an ``NGramTokenScorer`` over
+            ``word_map`` whose end-of-sentence column is V (past the CTC labels). Extending a prefix by label
+            c adds the scorer's score for c given the prefix; the end of the utterance adds its score for
+            ``lm_eos``. The scorer is called once per frame for all live prefixes, so it must accept
+            histories of unequal length, left-padded with -1, and rows with nothing new to feed (as
+            ``NGramTokenScorer`` does).
+        word_map: how tokens spell words (:meth:`TokenWordMap.from_tokenizer`); needed for a word LM or a word
             bonus.
         lm_weight: weight of the LM's natural-log score.
         word_bonus: added per word (counters the LM's preference for few words).
         prune_logp: labels below this log-prob at a frame are not tried there (None: try all).
         top_k: at most this many labels are tried per frame (None: no cap).
+        lm_eos: the id whose LM score ends the utterance (None: the scorer's ``eos`` attribute).
 
     With beam_size=1 and no LM this is greedy decoding whenever each frame's best label holds most of its mass
     (as trained CTC models' outputs do). On flat distributions the two can differ: the beam sums the paths of
@@ -226,16 +239,32 @@ def ctc_prefix_beam_search(
         raise ConfigError(f"beam_size must be an int >= 1, got {beam_size!r}")
     if top_k is not None and top_k < 1:
         raise ConfigError(f"top_k must be None or >= 1, got {top_k!r}")
-    if (lm is not None or word_bonus != 0.0) and word_map is None:
-        raise ConfigError("an LM or a word bonus needs word_map (TokenWordMap.from_tokenizer(tokenizer))")
-    if word_map is not None and word_map.vocab_size != log_probs.shape[-1]:
-        raise ConfigError(
-            f"word_map covers {word_map.vocab_size} tokens but log_probs have {log_probs.shape[-1]} classes"
-        )
+    vocab = log_probs.shape[-1]
+    word_lm = lm is not None and not isinstance(lm, Scorer)
+    if (word_lm or word_bonus != 0.0) and word_map is None:
+        raise ConfigError("a word LM or a word bonus needs word_map (TokenWordMap.from_tokenizer(tokenizer))")
+    if word_map is not None and word_map.vocab_size != vocab:
+        raise ConfigError(f"word_map covers {word_map.vocab_size} tokens but log_probs have {vocab} classes")
+    scorer: Any = None
+    if lm is not None:
+        if word_lm:  # its end of sentence goes in a column past the CTC labels, which have no end token
+            assert word_map is not None
+            scorer = NGramTokenScorer(lm, word_map, eos=vocab)
+        else:
+            scorer = lm
+        if lm_eos is None:
+            lm_eos = getattr(scorer, "eos", None)
+        if isinstance(lm_eos, bool) or not isinstance(lm_eos, int) or lm_eos < 0:
+            raise ConfigError(
+                f"an LM scorer needs lm_eos, the id that scores the end of the utterance; got {lm_eos!r}"
+            )
+        if not callable(getattr(scorer, "init_state", None)):
+            raise ConfigError(f"an LM scorer needs init_state(n); {type(scorer).__name__} has none")
     lp_all = log_probs.detach().to(torch.float64).cpu()
     return [
         _prefix_beam_search_one(
-            lp_all[b, :n], beam_size, blank, lm, word_map, lm_weight, word_bonus, prune_logp, top_k
+            lp_all[b, :n], beam_size, blank, scorer, lm_eos, word_map, lm_weight, word_bonus, prune_logp,
+            top_k,
         )
         for b, n in enumerate(lens)
     ]
@@ -246,50 +275,52 @@ def _prefix_beam_search_one(
     beam_size: int,
     blank: int,
     lm: Any,
+    lm_eos: int | None,
     word_map: TokenWordMap | None,
     lm_weight: float,
     word_bonus: float,
     prune_logp: float | None,
     top_k: int | None,
 ) -> list[CTCHypothesis]:
-    """One utterance, lp (T, V) on the CPU."""
+    """One utterance, lp (T, V) on the CPU; lm is a Scorer (or None) whose end-of-utterance id is lm_eos."""
     candidates = _frame_candidates(lp, blank, prune_logp, top_k)
     rows = lp.tolist()
-    words_on = word_map is not None
-    lm_cache: dict[tuple[Any, str], tuple[float, Any]] = {}
+    fused = lm is not None or word_map is not None  # the pruning key has more than the acoustic score
 
-    def lm_word(state: Any, word: str) -> tuple[float, Any]:
-        key = (state, word)
-        hit = lm_cache.get(key)
-        if hit is None:
-            hit = lm_cache[key] = lm.score(state, word)
-        return hit
+    # per prefix: (lm log-prob of its tokens so far, completed words, whether a word is in progress)
+    Context = tuple[float, int, bool]
+    starts = word_map.starts_word if word_map is not None else (False,) * lp.shape[-1]
+    spells = tuple(bool(t) for t in word_map.texts) if word_map is not None else starts
 
-    # per prefix: (lm state, lm log-prob of its completed words, completed words, partial word)
-    Context = tuple[Any, float, int, str]
-
-    def extend(ctx: Context, token: int) -> Context:
-        state, lm_score, n_words, partial = ctx
-        assert word_map is not None
-        if word_map.starts_word[token] and partial:
-            if lm is not None:
-                value, state = lm_word(state, partial)
-                lm_score += value
-            n_words += 1
-            partial = ""
-        return state, lm_score, n_words, partial + word_map.texts[token]
+    def extend(ctx: Context, token: int, lm_value: float) -> Context:
+        lm_score, n_words, partial = ctx
+        if partial and starts[token]:
+            return lm_score + lm_value, n_words + 1, spells[token]
+        return lm_score + lm_value, n_words, partial or spells[token]
 
     def bonus(ctx: Context) -> float:
-        return lm_weight * ctx[1] + word_bonus * ctx[2]
+        return lm_weight * ctx[0] + word_bonus * ctx[1]
 
     empty: tuple[int, ...] = ()
     # prefix -> [log p(ending in blank), log p(ending in a label)]
     beams: dict[tuple[int, ...], list[float]] = {empty: [0.0, NEG_INF]}
-    contexts: dict[tuple[int, ...], Context] = {
-        empty: (lm.begin_state() if lm is not None else None, 0.0, 0, "")
-    }
+    contexts: dict[tuple[int, ...], Context] = {empty: (0.0, 0, False)}
+    # the LM scorer's rows: one per live prefix (its state has fed the whole prefix); scores (rows, V') of the
+    # next label, per prefix
+    lm_rows: dict[tuple[int, ...], int] = {}
+    lm_state: Any = None
+    lm_next: Tensor | None = None
+    lm_history = torch.empty(1, 0, dtype=torch.long)  # the prefixes, right-aligned, left-padded with -1
+    if lm is not None:
+        lm_next, lm_state = lm.score(lm_history, lm.init_state(1))
+        lm_rows = {empty: 0}
+        assert lm_eos is not None
+        if not 0 <= lm_eos < lm_next.shape[1]:
+            raise ConfigError(f"lm_eos {lm_eos} is outside the LM scorer's {lm_next.shape[1]} columns")
     for row, cands in zip(rows, candidates):
         p_blank = row[blank]
+        # per LM row, the LM score of each candidate label
+        lm_cands = lm_next[:, cands].tolist() if lm_next is not None else [[0.0] * len(cands)]
         nxt: dict[tuple[int, ...], list[float]] = {}
         for prefix, (pb, pnb) in beams.items():
             total = _logaddexp(pb, pnb)
@@ -298,7 +329,8 @@ def _prefix_beam_search_one(
                 entry = nxt[prefix] = [NEG_INF, NEG_INF]
             entry[0] = _logaddexp(entry[0], total + p_blank)
             last = prefix[-1] if prefix else -1
-            for c in cands:
+            lm_row = lm_cands[lm_rows[prefix] if lm is not None else 0]
+            for j, c in enumerate(cands):
                 p = row[c]
                 if c == last:  # a repeat collapses unless a blank separates it
                     entry[1] = _logaddexp(entry[1], pnb + p)
@@ -311,10 +343,10 @@ def _prefix_beam_search_one(
                 target = nxt.get(ext)
                 if target is None:
                     target = nxt[ext] = [NEG_INF, NEG_INF]
-                    if words_on and ext not in contexts:
-                        contexts[ext] = extend(contexts[prefix], c)
+                    if fused and ext not in contexts:
+                        contexts[ext] = extend(contexts[prefix], c, lm_row[j])
                 target[1] = _logaddexp(target[1], into)
-        if words_on:
+        if fused:
             kept = heapq.nlargest(
                 beam_size, nxt.items(), key=lambda kv: _logaddexp(*kv[1]) + bonus(contexts[kv[0]])
             )
@@ -322,20 +354,29 @@ def _prefix_beam_search_one(
             contexts = {p: contexts[p] for p in beams}
         else:
             beams = dict(heapq.nlargest(beam_size, nxt.items(), key=lambda kv: _logaddexp(*kv[1])))
+        if lm is not None and any(p not in lm_rows for p in beams):
+            # one batched call: new prefixes feed their last label, the others feed nothing
+            order = list(beams)
+            is_new = [p not in lm_rows for p in order]
+            source = torch.tensor([lm_rows[p[:-1] if n else p] for p, n in zip(order, is_new)])
+            last = torch.tensor([[p[-1] if n else -1] for p, n in zip(order, is_new)])
+            parent = lm_history.index_select(0, source)
+            grown = torch.cat([parent, last], dim=1)  # a new prefix: its parent, then its last label
+            shifted = torch.cat([torch.full_like(last, -1), parent], dim=1)  # a kept one: itself
+            lm_history = torch.where(torch.tensor(is_new)[:, None], grown, shifted)
+            lm_history = lm_history[:, -max(len(p) for p in order) :]
+            lm_next, lm_state = lm.score(lm_history, lm.select_state(lm_state, source))
+            lm_rows = {p: i for i, p in enumerate(order)}
 
     out = []
     for prefix, (pb, pnb) in beams.items():
         am = _logaddexp(pb, pnb)
         lm_score, n_words = 0.0, 0
-        if words_on:
-            state, lm_score, n_words, partial = contexts[prefix]
-            if partial:
-                if lm is not None:
-                    value, state = lm_word(state, partial)
-                    lm_score += value
-                n_words += 1
-            if lm is not None:
-                lm_score += lm.end_score(state)
+        if fused:
+            lm_score, n_words, partial = contexts[prefix]
+            n_words += int(partial)
+        if lm_next is not None:
+            lm_score += float(lm_next[lm_rows[prefix], lm_eos])
         score = am + lm_weight * lm_score + word_bonus * n_words
         out.append(CTCHypothesis(list(prefix), score, am, lm_score, n_words))
     out.sort(key=lambda h: -h.score)

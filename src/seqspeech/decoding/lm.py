@@ -7,8 +7,12 @@
   holds its interpolated probability and each context its interpolation weight as the backoff.
 * :class:`NGramLM` is a pure-Python backoff model: :func:`load_arpa` reads one, :meth:`NGramLM.write_arpa`
   writes one.
-* :class:`WordLMScorer` is what :func:`seqspeech.decoding.ctc.ctc_prefix_beam_search` fuses: natural-log word
-  scores from the ``kenlm`` package when it is importable, else from :class:`NGramLM` (same numbers).
+* :class:`WordLMScorer`: natural-log word scores from the ``kenlm`` package when it is importable, else from
+  :class:`NGramLM` (same numbers).
+* :class:`NGramTokenScorer` puts a :class:`WordLMScorer` behind the token-level
+  :class:`~seqspeech.decoding.interfaces.Scorer` interface: a token that ends a word scores that word, every
+  other token 0. Both :func:`seqspeech.decoding.ctc.ctc_prefix_beam_search` and
+  :func:`seqspeech.decoding.search.beam_search` (through ``ScoredSum``) fuse it.
 
 All probabilities in ARPA files and in :class:`NGramLM` are log10; :class:`WordLMScorer` returns natural logs.
 """
@@ -22,13 +26,31 @@ import subprocess
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+from torch import Tensor
 
 from ..errors import ConfigError, DataError, ModelLoadError
 from ..fileio import write_atomic
 
-__all__ = ["BOS", "EOS", "UNK", "NGramLM", "WordLMScorer", "load_arpa", "train_arpa", "train_ngram"]
+if TYPE_CHECKING:
+    from .ctc import TokenWordMap
+
+__all__ = [
+    "BOS",
+    "EOS",
+    "UNK",
+    "NGramLM",
+    "NGramTokenScorer",
+    "NGramTokenState",
+    "WordLMScorer",
+    "load_arpa",
+    "train_arpa",
+    "train_ngram",
+]
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 LOG10_ZERO = -99.0  # what ARPA files (and KenLM) write for "never predicted", e.g. p(<s>)
@@ -330,7 +352,7 @@ def train_arpa(texts: Iterable[str], path: str | os.PathLike, order: int = 3) ->
     return write_atomic(path, result.stdout)
 
 
-# -- the scorer CTC search fuses -----------------------------------------------------------------------------
+# -- word scores ---------------------------------------------------------------------------------------------
 
 
 def _kenlm() -> Any:
@@ -410,3 +432,151 @@ class WordLMScorer:
 
     def __repr__(self) -> str:
         return f"WordLMScorer(order={self.order}, backend={'kenlm' if self.uses_kenlm else 'python'})"
+
+
+# -- token-level scorer ------------------------------------------------------------------------------------
+
+
+class _Row(NamedTuple):
+    """One hypothesis of :class:`NGramTokenState`."""
+
+    lm_state: Any  # the LM state after the completed words
+    partial: str  # the word being spelled ("" between words)
+    consumed: int  # history tokens fed so far (padding not counted)
+    ended: bool  # eos was fed: every token scores 0 from then on
+    word_score: float  # what a word-ending token scores: ln p(partial | lm_state), 0 without a partial word
+    word_state: Any  # the LM state after the partial word (lm_state without one)
+    end_score: float  # what eos scores: word_score + ln p(</s> | word_state)
+
+
+@dataclass(frozen=True)
+class NGramTokenState:
+    """Per-hypothesis state of :class:`NGramTokenScorer` (N rows).
+
+    rows: one record per hypothesis: the LM state, the partial word, how many history tokens it has fed,
+        whether eos ended it, and the scores of its next token (rows with nothing new to feed cost no lookup).
+    primed: False before the first ``score`` call, whose history is the prompt (context, not text).
+    """
+
+    rows: tuple[_Row, ...]
+    primed: bool
+
+
+class NGramTokenScorer:
+    """A word n-gram LM as a token-level :class:`~seqspeech.decoding.interfaces.Scorer`.
+
+    For each hypothesis and each candidate next token v: if v ends the word being spelled (v starts a word
+    per ``word_map``: a char tokenizer's space, a sentencepiece piece starting with ``"▁"``), the score is the
+    natural-log LM probability of that word (0 when no word is in progress); ``eos`` scores the word too, plus
+    ``</s>``; every other token scores 0. Summed along a finished hypothesis this is the LM log-probability of
+    its words and ``</s>``, exactly what :class:`WordLMScorer` gives word by word.
+
+    Args:
+        lm: a :class:`WordLMScorer` (or anything with ``begin_state()``, ``score(state, word) -> (ln p,
+            state)`` and ``end_score(state)``).
+        word_map: how tokens spell words (:meth:`seqspeech.decoding.ctc.TokenWordMap.from_tokenizer`).
+        eos: the end-of-sentence id (None: no end token). ``eos == word_map.vocab_size`` adds one column past
+            the token vocabulary, for a search whose tokens have no end token (CTC prefix search scores the
+            end of the utterance there).
+
+    Start with :meth:`init_state`; the search reorders rows with :meth:`select_state`. Each ``score`` call
+    feeds, per row, the history tokens that row has not fed yet (any number, none included); the first call's
+    history is the prompt and is not fed. Rows of unequal length come left-padded with negative ids (padding
+    is never fed). Scores are float64 on the history's device. Each row that changed costs one LM lookup for
+    the word in progress and one for ``</s>``, whatever the vocabulary size.
+    """
+
+    def __init__(self, lm: Any, word_map: TokenWordMap, eos: int | None = 2) -> None:
+        for method in ("begin_state", "score", "end_score"):
+            if not callable(getattr(lm, method, None)):
+                raise TypeError(f"lm needs a {method}() method (a WordLMScorer), got {type(lm).__name__}")
+        n_tokens = word_map.vocab_size
+        bad_eos = isinstance(eos, bool) or not isinstance(eos, int) or not 0 <= eos <= n_tokens
+        if eos is not None and bad_eos:
+            raise ConfigError(f"eos must be None or an id in [0, {n_tokens}], got {eos!r}")
+        self.lm = lm
+        self.word_map = word_map
+        self.eos = eos
+        self.vocab_size = n_tokens + (1 if eos == n_tokens else 0)
+        self._starts = word_map.starts_word
+        self._texts = word_map.texts
+        # per column, which of (0, word score, end score) it takes
+        kind = [1 if starts else 0 for starts in word_map.starts_word] + [0] * (self.vocab_size - n_tokens)
+        if eos is not None:
+            kind[eos] = 2
+        self._column_kind = torch.tensor(kind, dtype=torch.long)
+
+    def init_state(self, n: int = 1) -> NGramTokenState:
+        """State of ``n`` empty hypotheses (sentence start)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be an int >= 0, got {n!r}")
+        begin = self.lm.begin_state()
+        row = _Row(begin, "", 0, False, 0.0, begin, self.lm.end_score(begin))
+        return NGramTokenState((row,) * n, primed=False)
+
+    def select_state(self, state: NGramTokenState, indices: Tensor) -> NGramTokenState:
+        rows = state.rows
+        return NGramTokenState(tuple(rows[i] for i in indices.tolist()), state.primed)
+
+    def score(self, tokens: Tensor, state: NGramTokenState) -> tuple[Tensor, NGramTokenState]:
+        """tokens (N, L) -> (scores (N, vocab_size) float64, new state)."""
+        n_rows = len(state.rows)
+        if tokens.dim() != 2 or tokens.shape[0] != n_rows:
+            raise ValueError(f"tokens must be (N, L) with N = {n_rows} state rows, got {tuple(tokens.shape)}")
+        lengths = (tokens >= 0).sum(dim=1).tolist()  # per-row history length, left padding excluded
+        rows = list(state.rows)
+        if not state.primed:  # the prompt is context for the search, not text
+            rows = [r._replace(consumed=n) for r, n in zip(rows, lengths)]
+        new = [n - r.consumed for r, n in zip(rows, lengths)]
+        for i, count in enumerate(new):
+            if count < 0:
+                raise ValueError(f"row {i} has fed {rows[i].consumed} tokens; its history has {lengths[i]}")
+        width = max(new, default=0)
+        tail = tokens[:, tokens.shape[1] - width :].tolist() if width else []
+        words: dict[tuple[Any, str], tuple[float, Any]] = {}  # this call's lookups, shared across rows
+        ends: dict[Any, float] = {}
+        lm = self.lm
+        for i, count in enumerate(new):
+            r = rows[i]
+            if count == 0 or r.ended:
+                if count:
+                    rows[i] = r._replace(consumed=r.consumed + count)
+                continue
+            lm_state, partial, ended = r.lm_state, r.partial, False
+            word_state = r.word_state  # the LM state after `partial`, while that is still the row's own
+            for tok in tail[i][width - count :]:
+                if tok == self.eos:
+                    ended = True
+                    break
+                if self._starts[tok] and partial:
+                    if word_state is None:
+                        key = (lm_state, partial)
+                        hit = words.get(key)
+                        if hit is None:
+                            hit = words[key] = lm.score(lm_state, partial)
+                        word_state = hit[1]
+                    lm_state, partial = word_state, ""
+                text = self._texts[tok]
+                if text:
+                    partial += text
+                    word_state = None
+            consumed = r.consumed + count
+            if ended:
+                rows[i] = _Row(lm_state, partial, consumed, True, 0.0, lm_state, 0.0)
+                continue
+            if partial:
+                key = (lm_state, partial)
+                hit = words.get(key)
+                if hit is None:
+                    hit = words[key] = lm.score(lm_state, partial)
+                word_score, word_state = hit
+            else:
+                word_score, word_state = 0.0, lm_state
+            end = ends.get(word_state)
+            if end is None:
+                end = ends[word_state] = lm.end_score(word_state)
+            rows[i] = _Row(lm_state, partial, consumed, False, word_score, word_state, word_score + end)
+
+        table = torch.tensor([(0.0, r.word_score, r.end_score) for r in rows], dtype=torch.float64)
+        scores = table.reshape(n_rows, 3)[:, self._column_kind].to(tokens.device)
+        return scores, NGramTokenState(tuple(rows), primed=True)
