@@ -660,7 +660,7 @@ class _Run:
                     loss = outputs["loss"]
                     self.scaler.scale(loss.float() / cfg.accum_steps).backward()
                 for key, value in outputs.items():
-                    if isinstance(value, torch.Tensor) and value.numel() == 1:
+                    if isinstance(value, torch.Tensor) and value.dim() == 0:  # scalars only
                         value = value.detach().float().reshape(())
                         accum_outputs[key] = accum_outputs.get(key, 0.0) + value / cfg.accum_steps
                 if not last_micro:
@@ -860,7 +860,7 @@ class _Run:
                     with self._autocast():
                         outputs = self.model(move_to_device(batch, self.device))
                     for key, value in outputs.items():
-                        if isinstance(value, torch.Tensor) and value.numel() == 1:
+                        if isinstance(value, torch.Tensor) and value.dim() == 0:  # scalars only
                             if key not in names:
                                 names.append(key)
                                 totals.append(torch.zeros((), dtype=torch.float64, device=self.device))
