@@ -1,7 +1,7 @@
 """`make demo`: synthesize a few sentences with espeak-ng and flite, transcribe them with the embedded default
-Whisper model, and score the result.
+Whisper model and with our own Conformer-CTC model (trained on 2 CPU cores, shipped in models/), and score both.
 
-    python -m seqspeech.demo [--model NAME] [--out DIR]
+    python -m seqspeech.demo [--model NAME] [--ctc-model NAME] [--out DIR]
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ DEMO = [
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="whisper-tiny.en")
+    ap.add_argument("--ctc-model", default="ctc-conformer-synth-en", help="'' skips the CTC part")
     ap.add_argument("--out", type=Path, default=None, help="keep the clips here (default: a temp dir)")
     args = ap.parse_args(argv)
 
     import seqspeech
     from .audio.io import audio_info
-    from .metrics.wer import wer
 
     out = args.out or Path(tempfile.mkdtemp(prefix="seqspeech-demo-"))
     paths = [str(cached_clip(out, text, engine=engine, voice=voice)) for text, engine, voice in DEMO]
@@ -43,12 +43,32 @@ def main(argv: list[str] | None = None) -> int:
     for (ref, engine, voice), path, t in zip(DEMO, paths, transcripts):
         print(f"\n[{engine}:{voice}] {path}\n  reference : {ref}\n  hypothesis: {t.text}")
     print("\n" + render("srt", paths[0], transcripts[0]))
-    score = wer([r for r, _, _ in DEMO], [t.text for t in transcripts])
-    print(
-        f"WER {score * 100:.1f} % over {len(paths)} clips; {audio_s:.1f} s of audio in {wall:.2f} s "
-        f"(RTF {wall / audio_s:.3f}) with {asr.name} ({asr.compute_type}, {asr.device})"
-    )
+    _report(asr, transcripts, wall, audio_s)
+    if args.ctc_model:
+        print(f"\nloading {args.ctc_model} ...", flush=True)
+        ctc = seqspeech.load_model(args.ctc_model)
+        t0 = time.perf_counter()
+        transcripts = ctc.transcribe_batch(paths, beam_size=8)
+        wall = time.perf_counter() - t0
+        for (ref, engine, voice), t in zip(DEMO, transcripts):
+            print(f"[{engine}:{voice}] {t.text}")
+        _report(ctc, transcripts, wall, audio_s)
+        spans = ctc.word_timestamps(paths[0])
+        print("word timestamps (CTC forced alignment): "
+              + " ".join(f"{s.word}@{s.start_s:.2f}-{s.end_s:.2f}" for s in spans))
     return 0
+
+
+def _report(asr, transcripts, wall: float, audio_s: float) -> None:
+    from .metrics.wer import cer, wer
+
+    refs = [r for r, _, _ in DEMO]
+    hyps = [t.text for t in transcripts]
+    print(
+        f"WER {wer(refs, hyps) * 100:.1f} %, CER {cer(refs, hyps) * 100:.1f} % over {len(hyps)} clips; "
+        f"{audio_s:.1f} s of audio in {wall:.2f} s (RTF {wall / audio_s:.3f}) with {asr.name} "
+        f"({asr.compute_type}, {asr.device})"
+    )
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ from seqspeech.text.tokenizers import BPETokenizer, CharTokenizer
 TINY = ConformerConfig(d_model=16, num_layers=1, num_heads=2, conv_kernel=3, subsampling_channels=4)
 
 
-def _tiny(tmp_path, tokenizer=None, dtype=torch.float16):
+def _tiny(tmp_path, tokenizer=None, dtype=torch.float16, extra=None):
     tokenizer = tokenizer or CharTokenizer.train(["hello world"])
     config = CTCConfig(vocab_size=tokenizer.vocab_size, encoder=TINY)
     torch.manual_seed(0)
     model = ctc_model_from_config(config, feature_mean=torch.randn(80), feature_std=torch.rand(80) + 0.5)
-    path = save_ctc(tmp_path / "model.safetensors", model, config, FeatureConfig(), tokenizer, dtype=dtype)
+    path = save_ctc(tmp_path / "model.safetensors", model, config, FeatureConfig(), tokenizer, dtype=dtype,
+                    extra=extra)
     return model, config, tokenizer, path
 
 
@@ -50,6 +51,14 @@ def test_fp16_package_is_close_and_bpe_tokenizers_travel_too(tmp_path):
     ref, _ = model.encode(x, lens)
     got, _ = pkg.model.encode(x, lens)
     assert torch.allclose(ref, got, atol=0.05)
+
+
+def test_decoding_defaults_travel_with_the_model(tmp_path):
+    _, _, _, path = _tiny(tmp_path, extra={"decode": {"beam_size": 4, "lm_weight": 0.8, "word_bonus": 2.0,
+                                                       "lm_order": 3}})
+    assert load_ctc(path).decode == {"beam_size": 4, "lm_weight": 0.8, "word_bonus": 2.0}
+    asr = CTCASR.from_path(path, lm=False, word_bonus=0.5)  # explicit arguments win
+    assert (asr.beam_size, asr.lm_weight, asr.word_bonus) == (4, 0.8, 0.5)
 
 
 def test_bad_files_are_clear_errors(tmp_path):

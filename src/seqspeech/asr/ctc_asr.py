@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,6 +55,7 @@ class CTCPackage:
     features: FeatureConfig
     tokenizer: Tokenizer
     path: Path
+    decode: dict[str, Any] = field(default_factory=dict)  # default beam_size / lm_weight / word_bonus
 
 
 def package_metadata(config: CTCConfig, features: FeatureConfig, tokenizer: Tokenizer) -> dict[str, str]:
@@ -132,7 +133,10 @@ def _checkpoint_metadata(path: Path) -> dict[str, str] | None:
     state = load_checkpoint(path)
     extra = state.get("extra") or {}
     meta = extra.get("ctc") if isinstance(extra, dict) else None
-    return {**meta, "_state": state} if isinstance(meta, dict) else None  # type: ignore[dict-item]
+    if not isinstance(meta, dict):
+        return None
+    decode = (extra.get("recipe") or {}).get("decode") or {}
+    return {**meta, "extra": json.dumps({"decode": decode}), "_state": state}  # type: ignore[dict-item]
 
 
 def load_ctc(path: str | os.PathLike, device: str | torch.device | None = None) -> CTCPackage:
@@ -162,7 +166,22 @@ def load_ctc(path: str | os.PathLike, device: str | torch.device | None = None) 
     except RuntimeError as e:
         raise ModelLoadError(f"{p}: weights do not match the model config: {e}") from None
     model.eval().to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return CTCPackage(model=model, config=config, features=features, tokenizer=tokenizer, path=p)
+    decode = _decode_defaults(meta.get("extra"), str(p))
+    return CTCPackage(model=model, config=config, features=features, tokenizer=tokenizer, path=p, decode=decode)
+
+
+DECODE_KEYS = ("beam_size", "lm_weight", "word_bonus")
+
+
+def _decode_defaults(extra: str | None, where: str) -> dict[str, Any]:
+    """The decoding defaults stored with a model (``extra.decode``), restricted to what CTCASR takes."""
+    if not extra:
+        return {}
+    try:
+        decode = json.loads(extra).get("decode") or {}
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise ModelLoadError(f"{where}: corrupt 'extra' metadata: {e}") from None
+    return {k: decode[k] for k in DECODE_KEYS if k in decode}
 
 
 class CTCASR:
@@ -211,8 +230,12 @@ class CTCASR:
         lm: str | os.PathLike | bool | None = True,
         **defaults: Any,
     ) -> CTCASR:
-        """Load from a file or folder; ``lm=True`` uses ``lm.arpa`` beside the weights when there is one."""
+        """Load from a file or folder; ``lm=True`` uses ``lm.arpa`` beside the weights when there is one.
+
+        Decoding defaults (beam size, LM weight, word bonus) come from the model's metadata (tuned on dev by its
+        recipe), overridden by ``defaults``."""
         package = load_ctc(path, device)
+        defaults = {**package.decode, **defaults}
         lm_path: Path | None = None
         if lm is True:
             candidate = package.path.parent / LM_FILENAME
@@ -272,7 +295,8 @@ class CTCASR:
             lm=lm,
             word_map=self.word_map,
             lm_weight=self.lm_weight if lm_weight is None else lm_weight,
-            word_bonus=self.word_bonus if word_bonus is None else word_bonus,
+            # the word bonus balances the LM's per-word cost; without an LM it would only insert spaces
+            word_bonus=(self.word_bonus if word_bonus is None else word_bonus) if lm is not None else 0.0,
         )
         return [hyps[0].tokens if hyps else [] for hyps in nbest]
 

@@ -230,7 +230,8 @@ def train_ctc(recipe: CTCRecipe, out_dir: str | os.PathLike, *, resume: bool = F
     final = getattr(result, "averaged_checkpoint", None) or getattr(result, "last_checkpoint", None)
     if final is not None:
         pkg = load_ctc(final, device="cpu")
-        save_ctc(out / WEIGHTS_FILENAME, pkg.model, pkg.config, pkg.features, pkg.tokenizer, dtype=torch.float32)
+        save_ctc(out / WEIGHTS_FILENAME, pkg.model, pkg.config, pkg.features, pkg.tokenizer, dtype=torch.float32,
+                 extra={"decode": to_mapping(recipe.decode)})
         summary["model"] = str(out / WEIGHTS_FILENAME)
     lm_path = train_lm_for(_texts(kept, data.text_field), out / LM_FILENAME, recipe.decode.lm_order)
     summary["lm"] = str(lm_path)
