@@ -150,23 +150,24 @@ def toy_model(seed: int = 0, **kwargs: Any) -> ToyModel:
     return ToyModel(**kwargs)
 
 
+def ddp_config(steps: int):
+    """The trainer settings of the DDP comparison (the 2-process run and its 1-process reference)."""
+    from seqspeech.training import TrainerConfig
+
+    return TrainerConfig(
+        max_steps=steps, scheduler="constant", warmup_steps=0, lr=1e-2, log_every=1, tensorboard=False,
+        progress=False, device="cpu",
+    )
+
+
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    from seqspeech.training import Trainer, TrainerConfig, world_info
+    from seqspeech.training import Trainer, world_info
 
     out_dir, steps = Path(sys.argv[1]), int(sys.argv[2])
     torch.set_num_threads(1)
     rank, world_size, _ = world_info()
-    config = TrainerConfig(
-        max_steps=steps,
-        scheduler="constant",
-        warmup_steps=0,
-        lr=1e-2,
-        log_every=1,
-        tensorboard=False,
-        progress=False,
-        device="cpu",
-    )
+    config = ddp_config(steps)
     sampler = PlainBatchSampler(16, 2, rank=rank, world_size=world_size)
     trainer = Trainer(toy_model(), ToyDataset(16), sampler, collate, config, out_dir)
     result = trainer.fit()

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import torch
-from ddp_worker import PlainBatchSampler, ToyDataset, collate, toy_model
+from ddp_worker import PlainBatchSampler, ToyDataset, collate, ddp_config, toy_model
 
-from seqspeech.training import Trainer, TrainerConfig, load_checkpoint
+from seqspeech.training import Trainer, load_checkpoint
 from seqspeech.training.checkpoint import step_checkpoint_name
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -52,16 +52,7 @@ def test_two_process_ddp_matches_single_process_on_doubled_batch(tmp_path):
     assert len(starts) == 1 and '"world_size": 2' in starts[0]
 
     # same settings as the worker, one process, batches of 4 = the two ranks' halves together
-    config = TrainerConfig(
-        max_steps=STEPS,
-        scheduler="constant",
-        warmup_steps=0,
-        lr=1e-2,
-        log_every=1,
-        tensorboard=False,
-        progress=False,
-        device="cpu",
-    )
+    config = ddp_config(STEPS)
     Trainer(toy_model(), ToyDataset(16), PlainBatchSampler(16, 4), collate, config, tmp_path / "single").fit()
 
     ddp = load_checkpoint(tmp_path / "ddp" / step_checkpoint_name(STEPS))["model"]
