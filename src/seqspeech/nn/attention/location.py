@@ -1,0 +1,65 @@
+"""Location-aware attention (Chorowski et al., 2015).
+
+``f = conv1d(alpha_{t-1})`` (``conv_channels`` filters of width ``kernel_size``), then
+``e_i = w^T tanh(W s + V h_i + U f_i + b)``. Normalisation is ``softmax(sharpening * e)`` or, with
+``smoothing=True``, ``sigmoid(e) / sum sigmoid(e)`` (the paper's smoothed focus, section 2.3).
+
+Initial alignment (``init_state``): uniform over the valid frames (``1 / len``; all zero for an empty utterance),
+so the first step already sees a well-defined "previous alignment".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from seqspeech.errors import ConfigError
+from seqspeech.nn.attention.base import AttentionState, masked_softmax, memory_pad_mask, weighted_context
+
+
+class LocationAwareAttention(nn.Module):
+    """Additive attention plus convolution features of the previous alignment; state carries ``alignment``."""
+
+    def __init__(
+        self,
+        query_dim: int,
+        memory_dim: int,
+        attn_dim: int,
+        conv_channels: int = 10,
+        kernel_size: int = 31,
+        sharpening: float = 1.0,
+        smoothing: bool = False,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ConfigError(f"kernel_size={kernel_size} must be odd so the location features stay centred")
+        self.query_proj = nn.Linear(query_dim, attn_dim, bias=False)
+        self.key_proj = nn.Linear(memory_dim, attn_dim)
+        self.conv = nn.Conv1d(1, conv_channels, kernel_size, padding=kernel_size // 2, bias=False)
+        self.location_proj = nn.Linear(conv_channels, attn_dim, bias=False)
+        self.score = nn.Linear(attn_dim, 1, bias=False)
+        self.sharpening = sharpening
+        self.smoothing = smoothing
+
+    def init_state(self, memory: Tensor, memory_lens: Tensor) -> AttentionState:
+        pad_mask = memory_pad_mask(memory, memory_lens)
+        valid = (~pad_mask).float()
+        alignment = valid / valid.sum(-1, keepdim=True).clamp_min(1.0)
+        return AttentionState(keys=self.key_proj(memory), pad_mask=pad_mask, alignment=alignment)
+
+    def forward(
+        self, query: Tensor, memory: Tensor, memory_lens: Tensor, state: AttentionState
+    ) -> tuple[Tensor, Tensor, AttentionState]:
+        if state.alignment is None:
+            raise ValueError("LocationAwareAttention needs state.alignment; build the state with init_state")
+        prev = state.alignment.to(state.keys.dtype).unsqueeze(1)  # (B, 1, T)
+        location = self.location_proj(self.conv(prev).transpose(1, 2))  # (B, T, A)
+        hidden = state.keys + location + self.query_proj(query).unsqueeze(1)
+        scores = self.score(hidden.tanh()).squeeze(-1).float()  # (B, T)
+        if self.smoothing:
+            unnorm = torch.sigmoid(scores).masked_fill(state.pad_mask, 0.0)
+            weights = unnorm / unnorm.sum(-1, keepdim=True).clamp_min(1e-12)
+        else:
+            weights = masked_softmax(self.sharpening * scores, state.pad_mask)
+        context = weighted_context(weights, memory)
+        return context, weights, AttentionState(keys=state.keys, pad_mask=state.pad_mask, alignment=weights)
