@@ -44,7 +44,7 @@ WORD_BONUSES = (1.0, 2.0, 3.0)
 
 def tune(asr, manifest: str, beam_size: int) -> dict:
     """Grid-search the LM weight and word bonus on the dev manifest (one acoustic pass, every setting decoded)."""
-    from seqspeech.audio.io import load_audio
+    from seqspeech.data.dataset import load_utterance_audio
     from seqspeech.data.manifest import read_manifest
     from seqspeech.metrics.wer import error_rate
 
@@ -53,7 +53,7 @@ def tune(asr, manifest: str, beam_size: int) -> dict:
     hyps: dict = {g: [] for g in grid}
     for i in range(0, len(utts), 16):
         chunk = utts[i : i + 16]
-        lp, lens = asr.log_probs([load_audio(u.audio) for u in chunk])
+        lp, lens = asr.log_probs([load_utterance_audio(u) for u in chunk])
         for w, b in grid:
             tokens = asr.decode(lp, lens, beam_size=beam_size, use_lm=True, lm_weight=w, word_bonus=b)
             hyps[(w, b)].extend(asr.tokenizer.decode(t) for t in tokens)

@@ -34,7 +34,15 @@ from ..asr.ctc_asr import CTCASR, LM_FILENAME, WEIGHTS_FILENAME, load_ctc, packa
 from ..audio.augment import SpecAugmentConfig, WaveAugment, WaveAugmentConfig
 from ..config import from_mapping, to_mapping
 from ..data.collate import collate_speech
-from ..data.dataset import FeatureConfig, SpeechDataset, build_frontend, compute_feature_stats, prepare_utterances
+from ..audio.constants import SAMPLE_RATE
+from ..data.dataset import (
+    FeatureConfig,
+    SpeechDataset,
+    build_frontend,
+    compute_feature_stats,
+    load_utterance_audio,
+    prepare_utterances,
+)
 from ..data.manifest import Utterance, read_manifest
 from ..data.samplers import BucketBatchSampler
 from ..errors import ConfigError
@@ -317,7 +325,6 @@ def evaluate_manifest(
     The acoustic model runs once per batch; every mode decodes the same log-probs. Unreadable audio is skipped
     and counted, never fatal.
     """
-    from ..audio.io import load_audio
     from ..errors import AudioError
 
     utts = read_manifest(manifest)
@@ -344,13 +351,10 @@ def evaluate_manifest(
         chunk, waves = [], []
         for u in utts[b : b + batch_size]:
             try:
-                wave = load_audio(u.audio)
+                wave = load_utterance_audio(u)
             except (AudioError, OSError) as e:
                 skipped.append(f"{u.id}: {e}")
                 continue
-            if u.offset or (u.duration and len(wave) > u.duration * 16000 + 1600):
-                start = int(u.offset * 16000)
-                wave = wave[start : start + int(u.duration * 16000)] if u.duration else wave[start:]
             chunk.append(u)
             waves.append(wave)
         if bar is not None:
@@ -360,7 +364,7 @@ def evaluate_manifest(
         t0 = time.perf_counter()
         lp, lens = asr.log_probs(waves)
         encode_s += time.perf_counter() - t0
-        audio_s += sum(len(w) for w in waves) / 16000
+        audio_s += sum(len(w) for w in waves) / SAMPLE_RATE
         for mode in modes:
             t0 = time.perf_counter()
             tokens = asr.decode(lp, lens, **settings[mode])
