@@ -10,32 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    DATA_CARD, LIMITATIONS, ROOT, SET_TITLES, relative, ship, snapshots, training_summary, update_readme,
+)
+
 OUT = ROOT / "results" / "asr_ctc_synth.json"
-README = ROOT / "README.md"
-START, END = "<!-- results:asr_ctc_synth:start -->", "<!-- results:asr_ctc_synth:end -->"
-SET_TITLES = {
-    "test": "held-out sentences",
-    "test_voices": "held-out voices (espeak-ng)",
-    "test_eval_voices": "eval-only voices (flite rms, awb)",
-}
-
-
-def snapshots(run: Path) -> list[tuple[float, str, Path]]:
-    """(minutes, label, checkpoint): the time snapshots, then the final averaged model."""
-    found = []
-    for p in sorted(run.rglob("snapshot-*min.pt")):
-        m = re.match(r"snapshot-([\d.]+)min\.pt", p.name)
-        if m:
-            found.append((float(m.group(1)), f"{float(m.group(1)):g} min", p))
-    found.sort()
-    if (run / "model.safetensors").exists() and found:
-        found.append((found[-1][0], f"{found[-1][0]:g} min, averaged", run / "model.safetensors"))
-    return found
 
 
 LM_WEIGHTS = (0.2, 0.3, 0.5)
@@ -69,11 +52,11 @@ def evaluate(run: Path, max_utterances: int | None, beam_size: int) -> dict:
     import yaml
 
     from seqspeech.asr.ctc_asr import CTCASR
-    from seqspeech.tasks.asr_ctc import evaluate_manifest
+    from seqspeech.tasks.evaluation import evaluate_manifest
 
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
     lm = run / "lm.arpa"
-    results = {"run": str(run.relative_to(ROOT) if run.is_relative_to(ROOT) else run), "snapshots": []}
+    results = {"run": relative(run), "snapshots": []}
     found = snapshots(run)
     final = CTCASR.from_path(found[-1][2], lm=lm)
     results["decode"] = tune(final, recipe["data"]["dev"], beam_size)
@@ -89,12 +72,7 @@ def evaluate(run: Path, max_utterances: int | None, beam_size: int) -> dict:
                 f"{m}: CER {r[m]['cer']:.2f} WER {r[m]['wer']:.2f}" for m in ("greedy", "beam", "beam_lm")),
                 flush=True)
         results["snapshots"].append(entry)
-    summary = run / "train_summary.json"
-    if summary.exists():
-        s = json.loads(summary.read_text())
-        results["training"] = {k: s.get(k) for k in ("utterances_per_second", "peak_rss_mb", "train_seconds",
-                                                     "parameters", "train_utterances", "train_hours")}
-        results["training"]["steps"] = (s.get("result") or {}).get("step")
+    results["training"] = training_summary(run)
     return results
 
 
@@ -127,31 +105,16 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def ship(run: Path, results: dict, dest: Path) -> None:
-    """Copy the run's final model (fp16), its LM and a model card into ``dest`` (models/<name>)."""
-    import yaml
-
-    from seqspeech.asr.ctc_asr import load_ctc, save_ctc
-    from seqspeech.fileio import write_atomic
-
-    dest.mkdir(parents=True, exist_ok=True)
-    pkg = load_ctc(run / "model.safetensors", device="cpu")
-    decode = {"beam_size": 8, **{k: results["decode"][k] for k in ("lm_weight", "word_bonus")}}
-    save_ctc(dest / "model.safetensors", pkg.model, pkg.config, pkg.features, pkg.tokenizer,
-             extra={"decode": decode})
-    write_atomic(dest / "lm.arpa", (run / "lm.arpa").read_bytes())
+def ship_ctc(run: Path, results: dict, dest: Path) -> None:
+    """The final model (fp16), its LM and a model card into ``dest`` (models/ctc-conformer-synth-en)."""
     final = results["snapshots"][-1]
+    decode = {"beam_size": 8, **{k: results["decode"][k] for k in ("lm_weight", "word_bonus")}}
     card = {
-        "name": dest.name,
-        "family": "ctc",
         "architecture": "Conformer encoder (macaron FFN, rel-pos MHSA, conv module, Conv2d x4 subsampling) + CTC",
         "parameters": (results.get("training") or {}).get("parameters"),
-        "tokenizer": f"characters ({pkg.tokenizer.vocab_size} symbols, blank at 0); lower-case spoken-form output",
+        "tokenizer": "characters (blank at 0); lower-case spoken-form output",
         "recipe": "recipes/synth_en/asr_ctc.yaml",
-        "resolved_recipe": yaml.safe_load((run / "recipe.yaml").read_text()),
-        "data": "seqspeech corpus synth data/synth_en --sentences 10000 --dev 200 --test 300 --seed 0: "
-                "espeak-ng (8 English accents x voice variants, random rate/pitch) and flite slt/kal16; "
-                "evaluation-only voices (flite rms/awb) and 8 held-out espeak-ng voices never seen in training",
+        "data": DATA_CARD,
         "training": results.get("training"),
         "checkpoint": final["label"],
         "metrics": {name: {m: r[m] for m in ("greedy", "beam", "beam_lm")} | {"utterances": r["utterances"]}
@@ -160,21 +123,9 @@ def ship(run: Path, results: dict, dest: Path) -> None:
                     f"bonus tuned on dev: {decode}",
         "files": {"model.safetensors": "weights fp16 + config, features and tokenizer in the metadata",
                   "lm.arpa": "3-gram modified Kneser-Ney LM on the training transcripts (our estimator)"},
-        "limitations": "Trained only on synthetic speech: expect high error rates on real recordings. Output is "
-                       "lower-case spoken form (numbers as words), no punctuation.",
+        "limitations": LIMITATIONS,
     }
-    write_atomic(dest / "model_card.json", json.dumps(card, indent=2) + "\n")
-    print(f"shipped {dest} ({sum(f.stat().st_size for f in dest.iterdir()) / 1e6:.1f} MB)")
-
-
-def update_readme(text: str) -> None:
-    readme = README.read_text()
-    if START not in readme or END not in readme:
-        print(f"README has no {START} ... {END} block; table not written", file=sys.stderr)
-        return
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+    ship(run, dest, card, decode)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = evaluate(args.run.resolve(), args.max_utterances, args.beam_size)
         write_atomic(OUT, json.dumps(results, indent=2) + "\n")
-    update_readme(table(results))
+    update_readme("asr_ctc_synth", table(results))
     print(table(results))
     if args.ship:
-        ship(args.run.resolve(), results, args.ship)
+        ship_ctc(args.run.resolve(), results, args.ship)
     return 0
 
 

@@ -24,8 +24,8 @@ def available_models() -> list[str]:
 
 
 def load_model(name_or_path: "str | Path" = "whisper-tiny.en", **kwargs: Any) -> Any:
-    """Load a model by zoo name, local path (OpenAI .pt, Hugging Face dir, CTranslate2 dir, our CTC
-    safetensors or trainer checkpoint) or hub id.
+    """Load a model by zoo name, local path (OpenAI .pt, Hugging Face dir, CTranslate2 dir, our CTC,
+    LAS or AED safetensors or trainer checkpoint) or hub id.
 
     kwargs go to the family's constructor, e.g. `device="cuda"`, `compute_type="int8"`.
     """
@@ -41,4 +41,9 @@ def load_model(name_or_path: "str | Path" = "whisper-tiny.en", **kwargs: Any) ->
 
         kwargs.pop("compute_type", None)  # CTC models run in float32
         return CTCASR.from_path(path, name=str(name_or_path), **kwargs)
+    if family in ("las", "aed"):
+        from .asr.attention_asr import AttentionASR
+
+        kwargs.pop("compute_type", None)  # attention models run in float32
+        return AttentionASR.from_path(path, name=str(name_or_path), **kwargs)
     raise NotImplementedError(f"model family {family!r}")  # pragma: no cover

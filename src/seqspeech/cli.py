@@ -69,6 +69,10 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     ctc.add_argument("--no-lm", dest="use_lm", action="store_false", help="beam search without the LM")
     ctc.add_argument("--lm-weight", type=float, default=None)
     ctc.add_argument("--word-bonus", type=float, default=None)
+    att = p.add_argument_group("attention models (LAS, AED; e.g. --model aed-conformer-synth-en)")
+    att.add_argument("--ctc-weight", type=float, default=None, help="joint CTC/attention weight (AED)")
+    att.add_argument("--eos-threshold", type=float, default=None, help="allow the end token only above this")
+    att.add_argument("--coverage-weight", type=float, default=None, help="bonus per attended frame")
     p.add_argument("--format", default="txt", choices=FORMATS)
     p.add_argument(
         "--output-dir",
@@ -92,6 +96,12 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         asr = load_model(args.model, device=args.device, lm=args.lm or True)
         options = dict(beam_size=args.beam_size, use_lm=args.use_lm, lm_weight=args.lm_weight,
                        word_bonus=args.word_bonus)
+        return _run_transcribe(args, asr, {k: v for k, v in options.items() if v is not None})
+    if _family(args.model) in ("las", "aed"):
+        asr = load_model(args.model, device=args.device, lm=args.lm or True)
+        options = dict(beam_size=args.beam_size, use_lm=args.use_lm, lm_weight=args.lm_weight,
+                       ctc_weight=args.ctc_weight, eos_threshold=args.eos_threshold,
+                       coverage_weight=args.coverage_weight, length_penalty=args.length_penalty)
         return _run_transcribe(args, asr, {k: v for k, v in options.items() if v is not None})
     asr = load_model(args.model, device=args.device, compute_type=args.compute_type)
     options = dict(
@@ -183,11 +193,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key", default="path", help="(HYPOTHESES) field joining hypotheses and references")
     p.add_argument("--unit", default="word", choices=["word", "char"], help="(HYPOTHESES) WER or CER")
     p.add_argument("--modes", default="greedy,beam,beam_lm",
-                   help="(MODEL) comma-separated decoding modes: greedy, beam, beam_lm (beam_lm needs an LM)")
+                   help="(MODEL) comma-separated decoding modes: greedy, beam, beam_lm (beam_lm needs an LM); "
+                        "attention models also report alignment diagnostics of the first mode")
     p.add_argument("--beam-size", type=int, default=8)
     p.add_argument("--lm", default=None, help="(MODEL) ARPA LM (default: lm.arpa beside the model)")
     p.add_argument("--lm-weight", type=float, default=None)
-    p.add_argument("--word-bonus", type=float, default=None)
+    p.add_argument("--word-bonus", type=float, default=None, help="(CTC models)")
+    p.add_argument("--ctc-weight", type=float, default=None, help="(attention models) joint CTC/attention weight")
     p.add_argument("--max-utterances", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--hypotheses-out", type=Path, default=None, help="(MODEL) write every hypothesis here (JSONL)")
@@ -203,13 +215,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         result = evaluate_jsonl(Path(args.inputs[0]), args.references, key=args.key, unit=args.unit)
     elif len(args.inputs) == 2:
         from . import load_model
-        from .tasks.asr_ctc import evaluate_manifest
+        from .tasks.evaluation import evaluate_manifest
 
         model, manifest = args.inputs
-        if _family(model) != "ctc":
-            raise ConfigError(f"{model}: `evaluate MODEL MANIFEST` supports CTC models; for Whisper, run "
-                              "`transcribe --format jsonl` and score the JSONL")
-        defaults = {k: v for k, v in (("lm_weight", args.lm_weight), ("word_bonus", args.word_bonus)) if v is not None}
+        family = _family(model)
+        if family == "whisper":
+            raise ConfigError(f"{model}: `evaluate MODEL MANIFEST` supports our trained models (CTC, LAS, AED); for "
+                              "Whisper, run `transcribe --format jsonl` and score the JSONL")
+        options = (("lm_weight", args.lm_weight), ("word_bonus", args.word_bonus), ("ctc_weight", args.ctc_weight))
+        defaults = {k: v for k, v in options if v is not None}
+        if "word_bonus" in defaults and family != "ctc" or "ctc_weight" in defaults and family == "ctc":
+            raise ConfigError(f"{model}: --word-bonus is for CTC models, --ctc-weight for attention models")
         modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
         asr = load_model(model, device=args.device, lm=args.lm or True, **defaults)
         if "beam_lm" in modes and asr.lm() is None:
@@ -272,6 +288,35 @@ def _cmd_align(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_plot_attention(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot-attention", help="draw an attention model's alignment of audio and its transcript",
+                       description="Heatmap of the decoder's attention over encoder frames (PNG), with the argmax "
+                       "path and alignment diagnostics (diagonality, focus rate, skips, repeats, stuck decoding).")
+    p.add_argument("model", help="an attention model (LAS, AED): zoo name or path")
+    p.add_argument("audio", help="audio file")
+    p.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
+    p.add_argument("--text", default=None, help="align this transcript (default: the model's own, greedy)")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_cmd_plot_attention)
+
+
+def _cmd_plot_attention(args: argparse.Namespace) -> int:
+    from . import load_model
+    from .viz import plot_attention
+
+    if _family(args.model) not in ("las", "aed"):
+        raise ConfigError(f"{args.model}: plot-attention needs an attention model (LAS or AED)")
+    asr = load_model(args.model, device=args.device, lm=False)
+    options = {} if args.text is not None else {"beam_size": 1}
+    alignment = asr.alignment(args.audio, args.text, **options)
+    metrics = alignment.metrics
+    plot_attention(alignment.weights, args.output, tokens=alignment.labels, frame_shift_s=alignment.frame_seconds,
+                   title=f"{Path(args.audio).name}: {alignment.text[:60]}", metrics=metrics)
+    summary = {k: v for k, v in metrics.to_dict().items() if k != "path"}
+    print(json.dumps({"output": str(args.output), "text": alignment.text, **summary}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqspeech", description="Sequence-to-sequence speech toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_train(sub)
     _add_align(sub)
+    _add_plot_attention(sub)
     from .cli_corpus import add_parser as add_corpus
 
     add_corpus(sub)

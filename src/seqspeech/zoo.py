@@ -76,6 +76,14 @@ MODELS: dict[str, ZooEntry] = {
             "corpus (recipes/synth_en/asr_ctc.yaml); with a 3-gram LM for beam search",
             locate=_repo_model("ctc-conformer-synth-en"),
         ),
+        ZooEntry(
+            name="aed-conformer-synth-en",
+            family="aed",
+            description="Hybrid CTC/attention AED (Conformer encoder + Transformer decoder, characters) trained from "
+            "scratch on 2 CPU cores on our synthetic English corpus (recipes/synth_en/aed_conformer.yaml); joint "
+            "CTC/attention beam search",
+            locate=_repo_model("aed-conformer-synth-en"),
+        ),
     ]
 }
 
@@ -118,6 +126,6 @@ def resolve(name_or_path: str | Path) -> tuple[Path, str]:
 
 
 def _family_of(path: Path) -> str:
-    from .asr.ctc_asr import is_ctc_model
+    from .asr.package import model_family
 
-    return "ctc" if is_ctc_model(path) else "whisper"
+    return model_family(path) or "whisper"

@@ -73,7 +73,7 @@ def test_bad_files_are_clear_errors(tmp_path):
 
     other = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(2)}, str(other), metadata={"format": "pt"})
-    with pytest.raises(ModelLoadError, match="not a seqspeech CTC model"):
+    with pytest.raises(ModelLoadError, match="not a seqspeech model"):
         load_ctc(other)
 
 

@@ -321,3 +321,16 @@ def test_soft_chunk_weights_redistribute_each_alpha_over_its_chunk() -> None:
     beta = soft_chunk_weights(alpha, torch.randn(2, 8), pad, 3)
     torch.testing.assert_close(beta.sum(-1), alpha.sum(-1))  # each chunk's softmax sums to one
     assert (beta[pad] == 0).all() and (beta >= 0).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "mode"), [(name, "soft") for name in ALL] + [("monotonic", "hard"), ("mocha", "hard")]
+)
+def test_a_memory_without_frames_gives_zero_weights_and_context(name: str, mode: str) -> None:
+    att = build(name, mode).eval()
+    query, memory = inputs()
+    empty, lens = memory[:, :0], torch.zeros(4, dtype=torch.long)
+    outs, _ = run_steps(att, query, empty, lens, steps=2)
+    for context, weights in outs:
+        assert weights.shape == (4, 0) and context.shape == (4, DM)
+        assert torch.isfinite(context).all() and (context == 0).all()

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from seqspeech.cli import main
-from seqspeech.data.corpora.synth import build_synth_corpus
 from seqspeech.data.manifest import read_manifest
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -34,10 +33,9 @@ TINY_RECIPE = {
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, synth_corpus):
     root = tmp_path_factory.mktemp("ctc_smoke")
-    corpus = build_synth_corpus(root / "corpus", num_sentences=12, dev_sentences=2, test_sentences=3, seed=1,
-                                jobs=2, progress=False, eval_only_voices=False)
+    corpus = synth_corpus
     recipe = dict(TINY_RECIPE)
     recipe["data"] = {**TINY_RECIPE["data"], "train": str(corpus["train"]), "dev": str(corpus["dev"])}
     recipe["eval"] = {"test": str(corpus["test"])}

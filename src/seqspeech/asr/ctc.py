@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqspeech.asr.base import FeatureNormalization, speech_batch
 from seqspeech.audio.augment import SpecAugment, SpecAugmentConfig
 from seqspeech.config import from_mapping, to_mapping
 from seqspeech.errors import ConfigError
@@ -65,7 +66,7 @@ class CTCConfig:
         return from_mapping(cls, data, where)
 
 
-class CTCModel(nn.Module):
+class CTCModel(FeatureNormalization):
     """Global feature normalisation, SpecAugment in training, an encoder, dropout, a Linear to the vocabulary.
 
     Args:
@@ -94,39 +95,13 @@ class CTCModel(nn.Module):
         super().__init__()
         if not 0 <= blank < vocab_size:
             raise ConfigError(f"blank={blank} must be in [0, vocab_size={vocab_size})")
-        if (feature_mean is None) != (feature_std is None):
-            raise ConfigError("feature_mean and feature_std must be given together")
-        if feature_std is not None:
-            assert feature_mean is not None
-            if feature_mean.dim() != 1 or feature_mean.shape != feature_std.shape:
-                raise ConfigError(
-                    f"feature_mean and feature_std must both be (F,), got {tuple(feature_mean.shape)} "
-                    f"and {tuple(feature_std.shape)}"
-                )
-            if not (torch.isfinite(feature_mean).all() and torch.isfinite(feature_std).all()):
-                raise ConfigError("feature statistics contain NaN or inf")
-            if (feature_std <= 0).any():
-                raise ConfigError("feature_std must be positive in every bin")
-            feature_mean = feature_mean.detach().float().clone()
-            feature_std = feature_std.detach().float().clone()
-        self.register_buffer("feature_mean", feature_mean)
-        self.register_buffer("feature_std", feature_std)
+        self.register_feature_stats(feature_mean, feature_std)
         self.encoder = encoder
         self.specaugment = specaugment
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(encoder_dim, vocab_size)
         self.vocab_size = vocab_size
         self.blank = blank
-
-    def normalize(self, features: Tensor) -> Tensor:
-        """``(B, T, F)`` -> ``(B, T, F)`` with the global statistics applied (identity without them)."""
-        if self.feature_mean is None:
-            return features
-        if features.size(-1) != self.feature_mean.numel():
-            raise ValueError(
-                f"features have {features.size(-1)} bins, the model's statistics {self.feature_mean.numel()}"
-            )
-        return (features - self.feature_mean) / self.feature_std
 
     def _log_probs(self, features: Tensor, feature_lens: Tensor) -> tuple[Tensor, Tensor]:
         x = self.normalize(features)
@@ -156,13 +131,7 @@ class CTCModel(nn.Module):
         target length; ``zero_infinity=True`` zeroes utterances whose targets cannot fit their frames).
         Log-probs and the loss are computed in float32 even under autocast.
         """
-        features, feature_lens = batch["features"], batch["feature_lens"]
-        tokens, token_lens = batch["tokens"], batch["token_lens"]
-        if tokens.dim() != 2 or tokens.size(0) != features.size(0) or token_lens.shape != (tokens.size(0),):
-            raise ValueError(
-                f"expected tokens (B, U) and token_lens (B,) for B={features.size(0)}, got "
-                f"{tuple(tokens.shape)} and {tuple(token_lens.shape)}"
-            )
+        features, feature_lens, tokens, token_lens = speech_batch(batch)
         log_probs, out_lens = self._log_probs(features, feature_lens)
         targets = tokens.masked_fill(tokens < 0, 0)
         with torch.autocast(device_type=log_probs.device.type, enabled=False):

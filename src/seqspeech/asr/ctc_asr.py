@@ -1,71 +1,42 @@
 """`CTCASR`: a trained CTC model, its tokenizer and front end behind one `transcribe()` call.
 
-A CTC model travels as one safetensors file (``save_ctc``): weights (fp16 or fp32) plus metadata holding the
-model config, the feature config and the tokenizer, so nothing else is needed to run it. An n-gram LM in ARPA
-format (``lm.arpa`` next to the weights, or any path) is used for beam search with shallow fusion.
+A CTC model travels as one safetensors file (``save_ctc``, see :mod:`seqspeech.asr.package`): weights plus
+metadata holding the model config, the feature config and the tokenizer, so nothing else is needed to run it. An
+n-gram LM in ARPA format (``lm.arpa`` next to the weights, or any path) is used for beam search with shallow fusion.
 Trainer checkpoints (``*.pt`` from ``seqspeech train``) load the same way.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ..audio.constants import SAMPLE_RATE
 from ..audio.features import KALDI_FRAME_SHIFT_MS
-from ..audio.io import load_audio
-from ..config import from_mapping, to_mapping
 from ..data.dataset import FeatureConfig, build_frontend
 from ..decoding.ctc import TokenWordMap, ctc_forced_align, ctc_greedy, ctc_prefix_beam_search, token_spans, word_spans
-from ..errors import ConfigError, DataError, ModelLoadError
-from ..fileio import write_atomic
-from ..text.tokenizers import Tokenizer, tokenizer_from_dict, tokenizer_to_dict
-from .ctc import CTCConfig, CTCModel, ctc_model_from_config
-from .transcribe import AudioStream, Segment, Transcript
+from ..errors import DataError
+from ..text.tokenizers import Tokenizer
+from .ctc import CTCConfig, CTCModel
+from .package import ModelPackage, load_package, model_family, save_package
+from .package import package_metadata as _package_metadata
+from .transcribe import Segment
+from .windowed import AudioInput, WindowedASR, lm_beside, load_wave
 
-FORMAT = "seqspeech.ctc"
-LM_FILENAME = "lm.arpa"
-WEIGHTS_FILENAME = "model.safetensors"
 WINDOW_S = 20.0  # long audio is decoded in windows of this many seconds
 
-AudioInput = str | Path | bytes | np.ndarray | torch.Tensor | AudioStream
 
-
-def _wave(audio: AudioInput) -> np.ndarray:
-    if isinstance(audio, np.ndarray):
-        return audio.astype(np.float32, copy=False)
-    if isinstance(audio, AudioStream):
-        blocks = list(audio.open_blocks())
-        return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
-    return load_audio(audio, SAMPLE_RATE)
-
-
-@dataclass(frozen=True)
-class CTCPackage:
-    """Everything a CTC model needs at inference time."""
-
-    model: CTCModel
-    config: CTCConfig
-    features: FeatureConfig
-    tokenizer: Tokenizer
-    path: Path
-    decode: dict[str, Any] = field(default_factory=dict)  # default beam_size / lm_weight / word_bonus
+CTCPackage = ModelPackage  # the loaded CTC model (family "ctc")
+DECODE_KEYS = ("beam_size", "lm_weight", "word_bonus")
 
 
 def package_metadata(config: CTCConfig, features: FeatureConfig, tokenizer: Tokenizer) -> dict[str, str]:
     """The JSON metadata stored with CTC weights (in safetensors metadata and trainer checkpoints)."""
-    return {
-        "format": FORMAT,
-        "config": json.dumps(config.to_dict()),
-        "features": json.dumps(to_mapping(features)),
-        "tokenizer": json.dumps(tokenizer_to_dict(tokenizer)),
-    }
+    return _package_metadata("ctc", config, features, tokenizer)
 
 
 def save_ctc(
@@ -78,113 +49,22 @@ def save_ctc(
     dtype: torch.dtype = torch.float16,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write one safetensors file: weights cast to ``dtype`` (float buffers such as feature statistics too) and
-    the metadata of :func:`package_metadata` (plus ``extra``, JSON-encoded)."""
-    from safetensors.torch import save
-
-    tensors = {
-        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-    }
-    metadata = package_metadata(config, features, tokenizer)
-    if extra:
-        metadata["extra"] = json.dumps(extra)
-    return write_atomic(Path(path), save(tensors, metadata=metadata))
-
-
-def _from_metadata(meta: dict[str, str], where: str) -> tuple[CTCConfig, FeatureConfig, Tokenizer]:
-    if meta.get("format") != FORMAT:
-        raise ModelLoadError(f"{where}: not a seqspeech CTC model (format {meta.get('format')!r})")
-    try:
-        config = CTCConfig.from_dict(json.loads(meta["config"]))
-        features = from_mapping(FeatureConfig, json.loads(meta["features"]), "features")
-        tokenizer = tokenizer_from_dict(json.loads(meta["tokenizer"]), where)
-    except (KeyError, json.JSONDecodeError, ConfigError) as e:
-        raise ModelLoadError(f"{where}: corrupt CTC model metadata: {e}") from None
-    return config, features, tokenizer
+    """Write a CTC model as one safetensors file (see :func:`seqspeech.asr.package.save_package`)."""
+    return save_package(path, "ctc", model, config, features, tokenizer, dtype=dtype, extra=extra)
 
 
 def is_ctc_model(path: str | os.PathLike) -> bool:
     """Whether ``path`` (a file or a folder holding ``model.safetensors``) is one of our CTC models."""
-    p = _weights_path(Path(path))
-    if p.suffix == ".safetensors" and p.is_file():
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(p), "pt") as handle:
-                return (handle.metadata() or {}).get("format") == FORMAT
-        except Exception:
-            return False
-    if p.suffix == ".pt" and p.is_file():
-        try:
-            return _checkpoint_metadata(p) is not None
-        except ModelLoadError:
-            return False
-    return False
+    return model_family(path) == "ctc"
 
 
-def _weights_path(path: Path) -> Path:
-    return path / WEIGHTS_FILENAME if path.is_dir() else path
-
-
-def _checkpoint_metadata(path: Path) -> dict[str, str] | None:
-    from ..training.checkpoint import load_checkpoint
-
-    state = load_checkpoint(path)
-    extra = state.get("extra") or {}
-    meta = extra.get("ctc") if isinstance(extra, dict) else None
-    if not isinstance(meta, dict):
-        return None
-    decode = (extra.get("recipe") or {}).get("decode") or {}
-    return {**meta, "extra": json.dumps({"decode": decode}), "_state": state}  # type: ignore[dict-item]
-
-
-def load_ctc(path: str | os.PathLike, device: str | torch.device | None = None) -> CTCPackage:
+def load_ctc(path: str | os.PathLike, device: str | torch.device | None = None) -> ModelPackage:
     """Load a CTC model from our safetensors file, a folder holding one, or a trainer checkpoint (``.pt``)."""
-    p = _weights_path(Path(path))
-    if not p.exists():
-        raise ModelLoadError(f"{p}: no such file")
-    if p.suffix == ".pt":
-        meta = _checkpoint_metadata(p)
-        if meta is None:
-            raise ModelLoadError(f"{p}: trainer checkpoint without a CTC model description")
-        state_dict = meta.pop("_state")["model"]  # type: ignore[index]
-    else:
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(p), "pt") as handle:
-                meta = dict(handle.metadata() or {})
-                state_dict = {k: handle.get_tensor(k) for k in handle.keys()}
-        except (SafetensorError, OSError) as e:
-            raise ModelLoadError(f"{p}: not a readable safetensors file ({e})") from None
-    config, features, tokenizer = _from_metadata(meta, str(p))
-    model = ctc_model_from_config(config)
-    state_dict = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as e:
-        raise ModelLoadError(f"{p}: weights do not match the model config: {e}") from None
-    model.eval().to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    decode = _decode_defaults(meta.get("extra"), str(p))
-    return CTCPackage(model=model, config=config, features=features, tokenizer=tokenizer, path=p, decode=decode)
+    package = load_package(path, device, family="ctc")
+    return replace(package, decode={k: package.decode[k] for k in DECODE_KEYS if k in package.decode})
 
 
-DECODE_KEYS = ("beam_size", "lm_weight", "word_bonus")
-
-
-def _decode_defaults(extra: str | None, where: str) -> dict[str, Any]:
-    """The decoding defaults stored with a model (``extra.decode``), restricted to what CTCASR takes."""
-    if not extra:
-        return {}
-    try:
-        decode = json.loads(extra).get("decode") or {}
-    except (json.JSONDecodeError, AttributeError) as e:
-        raise ModelLoadError(f"{where}: corrupt 'extra' metadata: {e}") from None
-    return {k: decode[k] for k in DECODE_KEYS if k in decode}
-
-
-class CTCASR:
+class CTCASR(WindowedASR):
     """Speech recognition with a CTC model: greedy or prefix beam search, optionally fused with an n-gram LM.
 
     Args:
@@ -195,6 +75,8 @@ class CTCASR:
     """
 
     family = "ctc"
+    window_s = WINDOW_S
+    decode_options = frozenset({"beam_size", "use_lm", "lm_weight", "word_bonus"})
 
     def __init__(
         self,
@@ -236,23 +118,7 @@ class CTCASR:
         recipe), overridden by ``defaults``."""
         package = load_ctc(path, device)
         defaults = {**package.decode, **defaults}
-        lm_path: Path | None = None
-        if lm is True:
-            candidate = package.path.parent / LM_FILENAME
-            lm_path = candidate if candidate.exists() else None
-        elif lm:
-            lm_path = Path(lm)
-            if not lm_path.exists():
-                raise ModelLoadError(f"{lm_path}: no such LM file")
-        return cls(package, name=name or str(path), lm_path=lm_path, **defaults)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def compute_type(self) -> str:
-        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+        return cls(package, name=name or str(path), lm_path=lm_beside(package.path, lm), **defaults)
 
     def lm(self) -> Any:
         """The word LM scorer (loaded on first use), or None."""
@@ -267,11 +133,20 @@ class CTCASR:
     @torch.inference_mode()
     def log_probs(self, waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """16 kHz waveforms -> CTC log-probs (B, T', V) and their lengths (B,)."""
-        feats = [self.frontend(torch.from_numpy(np.ascontiguousarray(w)).to(self.device)) for w in waves]
-        lens = torch.tensor([f.shape[0] for f in feats], device=self.device)
-        batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
-        log_probs, out_lens = self.model.encode(batch, lens)
+        log_probs, out_lens = self.model.encode(*self.features(waves))
         return log_probs.float(), out_lens
+
+    def encode(self, waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """What :func:`seqspeech.tasks.evaluation.evaluate_manifest` decodes: the CTC log-probs."""
+        return self.log_probs(waves)
+
+    def evaluation_modes(self, beam_size: int) -> dict[str, dict[str, Any]]:
+        """Decoding settings per evaluation mode: greedy, prefix beam search, and beam search with the LM."""
+        return {
+            "greedy": dict(beam_size=1, use_lm=False),
+            "beam": dict(beam_size=beam_size, use_lm=False),
+            "beam_lm": dict(beam_size=beam_size, use_lm=True),
+        }
 
     def decode(
         self,
@@ -300,50 +175,13 @@ class CTCASR:
         )
         return [hyps[0].tokens if hyps else [] for hyps in nbest]
 
-    def transcribe(self, audio: AudioInput, **options: Any) -> Transcript:
-        """One input -> :class:`Transcript` (one segment per window, timed by forced alignment)."""
-        return self.transcribe_batch([audio], **options)[0]
+    def decode_windows(self, pieces: list[np.ndarray], **options: Any) -> list[Segment]:
+        log_probs, lens = self.log_probs(pieces)
+        tokens = self.decode(log_probs, lens, **options)
+        return [self._segment(tokens[k], log_probs[k, : lens[k]].cpu()) for k in range(len(pieces))]
 
-    def transcribe_batch(
-        self, audios: Sequence[AudioInput], *, batch_size: int = 8, progress: bool | None = None, **options: Any
-    ) -> list[Transcript]:
-        """Many inputs, decoded in batches of windows of similar length."""
-        unknown = set(options) - {"beam_size", "use_lm", "lm_weight", "word_bonus"}
-        if unknown:
-            raise ConfigError(f"unknown option(s) for a CTC model: {', '.join(sorted(unknown))}")
-        waves = [_wave(audio) for audio in audios]
-        windows = [(i, start) for i, w in enumerate(waves) for start in _window_starts(len(w))]
-        order = sorted(range(len(windows)), key=lambda j: -_window_len(waves, windows[j]))
-        results: dict[int, tuple[list[int], torch.Tensor, int]] = {}
-        bar = _progress(len(windows), progress)
-        for b in range(0, len(order), batch_size):
-            chunk = [windows[j] for j in order[b : b + batch_size]]
-            pieces = [waves[i][s : s + int(WINDOW_S * SAMPLE_RATE)] for i, s in chunk]
-            pieces = [p if len(p) >= 400 else np.pad(p, (0, 400 - len(p))) for p in pieces]
-            log_probs, lens = self.log_probs(pieces)
-            tokens = self.decode(log_probs, lens, **options)
-            for k, j in enumerate(order[b : b + batch_size]):
-                results[j] = (tokens[k], log_probs[k, : lens[k]].cpu(), chunk[k][1])
-            if bar is not None:
-                bar.update(len(chunk))
-        if bar is not None:
-            bar.close()
-        out = []
-        for i, wave in enumerate(waves):
-            segments = [self._segment(*results[j]) for j, w in enumerate(windows) if w[0] == i]
-            segments = [s for s in segments if s.text]
-            out.append(
-                Transcript(
-                    text=" ".join(s.text for s in segments),
-                    segments=segments,
-                    language=None,
-                    duration=len(wave) / SAMPLE_RATE,
-                )
-            )
-        return out
-
-    def _segment(self, tokens: list[int], log_probs: torch.Tensor, start_sample: int) -> Segment:
-        offset = start_sample / SAMPLE_RATE
+    def _segment(self, tokens: list[int], log_probs: torch.Tensor) -> Segment:
+        offset = 0.0
         text = self.tokenizer.decode(tokens)
         start, end, score = offset, offset + log_probs.shape[0] * self.frame_seconds, 0.0
         if tokens:
@@ -367,7 +205,7 @@ class CTCASR:
 
     def word_timestamps(self, audio: AudioInput, text: str | None = None) -> list[Any]:
         """Forced-align ``text`` (default: the model's own transcript) to ``audio``: word spans in seconds."""
-        wave = _wave(audio)
+        wave = load_wave(audio)
         log_probs, lens = self.log_probs([wave])
         lp = log_probs[0, : lens[0]].cpu()
         tokens = self.decode(log_probs, lens)[0] if text is None else self.tokenizer.encode(text)
@@ -375,21 +213,3 @@ class CTCASR:
             return []
         labels, _ = ctc_forced_align(lp, torch.tensor(tokens))
         return word_spans(token_spans(labels, tokens), self.word_map, self.frame_seconds)
-
-
-def _window_starts(num_samples: int) -> list[int]:
-    step = int(WINDOW_S * SAMPLE_RATE)
-    return list(range(0, max(num_samples, 1), step))
-
-
-def _window_len(waves: Sequence[np.ndarray], window: tuple[int, int]) -> int:
-    i, start = window
-    return min(len(waves[i]) - start, int(WINDOW_S * SAMPLE_RATE))
-
-
-def _progress(total: int, enabled: bool | None):
-    if not enabled or total < 2:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="window", desc="transcribe")

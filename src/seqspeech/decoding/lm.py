@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, DataError, ModelLoadError
+from ..errors import ConfigError, ModelLoadError
 from ..fileio import write_atomic
 
 if TYPE_CHECKING:

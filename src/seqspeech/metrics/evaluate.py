@@ -7,7 +7,6 @@ skipped; any other line that is not a JSON object with the needed fields is an e
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 

@@ -1,4 +1,5 @@
-"""Relative positional encoding (Transformer-XL, Dai et al. 2019; ESPnet's `RelPositionalEncoding`).
+"""Positional encodings: relative (Transformer-XL, Dai et al. 2019; ESPnet's `RelPositionalEncoding`) and absolute
+sinusoids (:func:`sinusoidal_positions`, for Transformer decoders).
 
 The encoding is a sinusoidal embedding of the relative distances ``T-1, T-2, ..., -(T-1)`` (descending, as
 ESPnet orders them), computed for the input's length, device and dtype on each call; nothing is cached on
@@ -48,3 +49,14 @@ class RelPositionalEncoding(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         pos_emb = relative_sinusoids(x.size(1), self.d_model, x.device, x.dtype).unsqueeze(0)
         return self.dropout(x), self.dropout(pos_emb)
+
+
+def sinusoidal_positions(start: int, length: int, dim: int, device: torch.device | None = None) -> Tensor:
+    """``(length, dim)`` float32 absolute sinusoids of positions ``start .. start+length-1`` (Vaswani et al.):
+    ``sin(p / 10000^(2i/dim))`` on even channels, ``cos`` on odd ones."""
+    positions = torch.arange(start, start + length, device=device, dtype=torch.float32)[:, None]
+    inv_freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    out = torch.empty(length, dim, device=device, dtype=torch.float32)
+    out[:, 0::2] = torch.sin(positions * inv_freq)
+    out[:, 1::2] = torch.cos(positions * inv_freq)
+    return out

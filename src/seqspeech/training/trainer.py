@@ -3,31 +3,25 @@ resume.
 
 Contracts
 ---------
-* **Model**: any ``nn.Module`` whose ``forward(batch: dict) -> dict[str, Tensor]`` returns at least ``"loss"``
-(a
+* **Model**: any ``nn.Module`` whose ``forward(batch: dict) -> dict[str, Tensor]`` returns at least ``"loss"`` (a
   scalar already averaged over the batch). Every other scalar entry is logged (and averaged over the dev set).
-* **Batch**: a dict of tensors (moved to the device, recursively) and other values (``"ids": list[str]``
-counts the
-  items; ``"num_skipped": int`` counts bad items the collate dropped; both are reported).
+  During training the batch also carries ``"train_step"`` (int, optimiser steps so far) for schedules that live
+  in the model (scheduled sampling, guided-attention weight decay); evaluation batches do not.
+* **Batch**: a dict of tensors (moved to the device, recursively) and other values (``"ids": list[str]`` counts
+  the items; ``"num_skipped": int`` counts bad items the collate dropped; both are reported).
 * **Data**: ``train_sampler`` is a *batch* sampler: ``__iter__`` yields lists of indices, ``__len__``,
   ``set_epoch(epoch)`` and optionally ``state_dict()``/``load_state_dict({"epoch", "position"})``. The trainer
   remembers ``(epoch, batches done in epoch)`` itself; on resume it calls ``set_epoch(epoch)`` then
-  ``load_state_dict({"epoch": epoch, "position": done})`` so the sampler skips what was consumed (a sampler
-  without
+  ``load_state_dict({"epoch": epoch, "position": done})`` so the sampler skips what was consumed (a sampler without
   ``load_state_dict`` is skipped by advancing its iterator, without loading those items). Curriculum ordering
-  (shortest
-  first in epoch 0) is the sampler's job, driven by ``set_epoch``; ``TrainerConfig.curriculum`` is recorded in
-  the
-  checkpoint for the recipe builder to pass to the sampler. A dataset with ``set_epoch(epoch)`` gets it called
-  too.
+  (shortest first in epoch 0) is the sampler's job, driven by ``set_epoch``; ``TrainerConfig.curriculum`` is
+  recorded in the checkpoint for the recipe builder to pass to the sampler. A dataset with ``set_epoch(epoch)``
+  gets it called too.
 
-Exact resume: a run stopped after step k and resumed with ``fit(resume=True)`` reproduces the uninterrupted
-run
+Exact resume: a run stopped after step k and resumed with ``fit(resume=True)`` reproduces the uninterrupted run
 bitwise (CPU, ``num_workers=0``): model, optimizer, scheduler, GradScaler, counters, sampler position and the
-Python,
-NumPy and torch RNG states are in the checkpoint, and the DataLoader draws its worker seeds from its own
-generator
-(seeded per epoch) so creating a loader never advances the global RNG.
+Python, NumPy and torch RNG states are in the checkpoint, and the DataLoader draws its worker seeds from its own
+generator (seeded per epoch) so creating a loader never advances the global RNG.
 """
 
 from __future__ import annotations
@@ -641,6 +635,7 @@ class _Run:
                 if isinstance(skipped, int):
                     c.skipped_items += skipped
                 batch = move_to_device(batch, self.device, non_blocking)
+                batch["train_step"] = c.step  # optimiser steps so far: schedules inside models read it
                 micro += 1
                 last_micro = micro == cfg.accum_steps
                 sync = (

@@ -52,6 +52,9 @@ class LocationAwareAttention(nn.Module):
     ) -> tuple[Tensor, Tensor, AttentionState]:
         if state.alignment is None:
             raise ValueError("LocationAwareAttention needs state.alignment; build the state with init_state")
+        if memory.size(1) == 0:  # an empty memory (a padded conv would fail): zero weights and context
+            weights = memory.new_zeros(memory.shape[:2], dtype=torch.float32)
+            return weighted_context(weights, memory), weights, state
         prev = state.alignment.to(state.keys.dtype).unsqueeze(1)  # (B, 1, T)
         location = self.location_proj(self.conv(prev).transpose(1, 2))  # (B, T, A)
         hidden = state.keys + location + self.query_proj(query).unsqueeze(1)

@@ -37,6 +37,8 @@ class MoChAState(AttentionState):
 
 def _window_logsumexp(x: Tensor, back: int, forward: int) -> Tensor:
     """``out_j = logsumexp(x_{j-back} .. x_{j+forward})`` over the last dim, out-of-range terms ignored."""
+    if x.size(-1) == 0:  # no frames: nothing to sum (unfold would need at least one window)
+        return x.clone()
     padded = F.pad(x, (back, forward), value=LOG_FLOOR)
     return padded.unfold(-1, back + forward + 1, 1).logsumexp(-1)
 
@@ -52,6 +54,8 @@ def soft_chunk_weights(alpha: Tensor, chunk_energy: Tensor, pad_mask: Tensor, ch
 
 def hard_chunk_weights(alpha: Tensor, chunk_energy: Tensor, pad_mask: Tensor, chunk_size: int) -> Tensor:
     """Softmax of ``chunk_energy`` over the w frames ending at the frame one-hot ``alpha`` selects; zeros if none."""
+    if alpha.size(-1) == 0:  # no frames: nothing to select (argmax over an empty dim would fail)
+        return torch.zeros(alpha.shape, dtype=torch.float32, device=alpha.device)
     positions = torch.arange(alpha.size(-1), device=alpha.device).unsqueeze(0)
     selected = (alpha.sum(-1) > 0).unsqueeze(1)
     end = alpha.argmax(-1, keepdim=True)

@@ -58,6 +58,8 @@ def soft_monotonic_alignment(logits: Tensor, prev: Tensor, pad_mask: Tensor) -> 
 def hard_monotonic_alignment(logits: Tensor, prev: Tensor, pad_mask: Tensor) -> Tensor:
     """One-hot ``(B, T)`` at the first frame at/after the previous one with ``p >= 0.5``; zeros if none."""
     frames = logits.size(-1)
+    if frames == 0:  # an empty memory: nothing to select (argmax over an empty dim would fail)
+        return torch.zeros(logits.shape, dtype=torch.float32, device=logits.device)
     positions = torch.arange(frames, device=logits.device).unsqueeze(0)
     attended = prev.sum(-1) > 0
     start = torch.where(attended, prev.argmax(-1), torch.full_like(attended, frames, dtype=torch.long))

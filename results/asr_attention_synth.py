@@ -1,0 +1,346 @@
+"""Regenerate results/asr_attention_synth.json and the README table for the synth_en attention recipes.
+
+    python results/asr_attention_synth.py [--runs-dir runs] [--max-utterances N] [--ship-las DIR] [--ship-aed DIR]
+
+For every recipe run found (``runs/synth_en-<recipe>`` for las_content, las_location, las_monotonic, las_mocha,
+aed_conformer), the final averaged model is scored on each evaluation manifest, greedy vs beam (the recipe's
+stored decoding options: remedies and, for AED, the joint CTC weight), with attention diagnostics; the CTC model's
+numbers come from results/asr_ctc_synth.json for comparison. Then, where the runs exist:
+
+* alignment speed: the first dev evaluation at which >= 90 % of dev alignments are diagonal (from the run's log),
+  for every run, and for the guided-attention ablation: las_location trained twice with the same short budget,
+  with and without the guided-attention loss (``runs/synth_en-las_location-guided``, ``-noguide``);
+* long inputs: three test utterances concatenated (0.3 s pauses), decoded whole by content and location-aware LAS:
+  CER and the share of utterances whose alignment skips, repeats or sticks;
+* streaming: the MoChA (and monotonic) model decoded chunk by chunk with :class:`LASStreamer`, CER and token delay
+  (audio time between a token's attended frame and its emission) vs the same model offline and the full-attention
+  location model, whose every token waits for the end of the utterance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    DATA_CARD, LIMITATIONS, ROOT, SET_TITLES, relative, ship, training_summary, update_readme,
+)
+
+OUT = ROOT / "results" / "asr_attention_synth.json"
+MODES = ("greedy", "beam", "beam_lm")
+RECIPES = ("las_content", "las_location", "las_monotonic", "las_mocha", "aed_conformer")
+# las_location twice with the same short budget, with and without the guided-attention loss
+ABLATION = ("las_location-guided", "las_location-noguide")
+DIAGONAL_SHARE = 0.9
+PAUSE_S = 0.3
+CHUNK_FRAMES = 16  # 160 ms feature chunks for streaming
+LM_WEIGHTS = (0.0, 0.2, 0.3)  # tuned on dev for beam+LM (0.5 and above made the AED end hypotheses early)
+
+
+def _run_dir(runs_dir: Path, recipe: str) -> Path:
+    return runs_dir / f"synth_en-{recipe}"
+
+
+def evaluate_run(run: Path, max_utterances: int | None, beam_size: int) -> dict:
+    import yaml
+
+    from seqspeech.asr.attention_asr import AttentionASR
+    from seqspeech.tasks.evaluation import evaluate_manifest
+
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    lm_tuning = tune_lm_weight(run, recipe["data"]["dev"], beam_size)
+    asr = AttentionASR.from_path(run / "model.safetensors", lm=True, lm_weight=lm_tuning["lm_weight"])
+    modes = ("greedy", "beam", "beam_lm")
+    out = {"run": relative(run), "family": asr.family, "decode": asr.options.to_dict(), "lm_tuning": lm_tuning,
+           "sets": {}, "training": training_summary(run), "alignment_speed": alignment_speed(run)}
+    for name, manifest in recipe.get("eval", {}).items():
+        r = evaluate_manifest(asr, manifest, modes=modes, beam_size=beam_size, max_utterances=max_utterances)
+        out["sets"][name] = r
+        print(f"{run.name:>28}  {name:<18} " + "  ".join(
+            f"{m}: CER {r[m]['cer']:.2f} WER {r[m]['wer']:.2f}" for m in modes)
+            + f"  diagonal {r['attention']['diagonal_rate']:.2f}", flush=True)
+    return out
+
+
+def tune_lm_weight(run: Path, dev: str, beam_size: int) -> dict:
+    """The LM weight (shallow fusion, with the stored CTC weight and remedies) with the lowest dev CER."""
+    from seqspeech.asr.attention_asr import AttentionASR
+    from seqspeech.tasks.evaluation import evaluate_manifest
+
+    scores = {}
+    for weight in LM_WEIGHTS:
+        asr = AttentionASR.from_path(run / "model.safetensors", lm=True, lm_weight=weight)
+        scores[weight] = evaluate_manifest(asr, dev, modes=("beam_lm",), beam_size=beam_size)["beam_lm"]["cer"]
+    best = min(scores, key=lambda w: (scores[w], w))
+    print(f"{run.name}: dev CER by LM weight " + ", ".join(f"{w}: {c:.2f}" for w, c in scores.items()), flush=True)
+    return {"lm_weight": best, "dev_cer": scores[best], "grid": {str(w): c for w, c in scores.items()}}
+
+
+def alignment_speed(run: Path) -> dict:
+    """Steps and minutes until the dev alignments turned diagonal (share >= DIAGONAL_SHARE), from log.jsonl."""
+    log = run / "log.jsonl"
+    if not log.exists():
+        return {}
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    start = next((r["time"] for r in records if r.get("event") == "start"), None)
+    history = [(r["step"], r.get("diagonal")) for r in records if r.get("event") == "dev"]
+    for r in records:
+        if r.get("event") == "dev" and r.get("diagonal", 0.0) >= DIAGONAL_SHARE:
+            minutes = round((r["time"] - start) / 60, 1) if start else None
+            return {"step": r["step"], "minutes": minutes, "history": history}
+    return {"step": None, "minutes": None, "history": history}
+
+
+def ablation_entry(run: Path, max_utterances: int | None) -> dict:
+    """A guided-attention ablation run: when its dev alignments turned diagonal, and its greedy test CER."""
+    import yaml
+
+    from seqspeech.asr.attention_asr import AttentionASR
+    from seqspeech.tasks.evaluation import evaluate_manifest
+
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    out = {"run": relative(run), "guided_attention": recipe["model"].get("guided_attention"),
+           "training": training_summary(run), "alignment_speed": alignment_speed(run)}
+    if (run / "model.safetensors").exists():
+        asr = AttentionASR.from_path(run / "model.safetensors", lm=False)
+        r = evaluate_manifest(asr, recipe["eval"]["test"], modes=("greedy",), max_utterances=max_utterances or 100)
+        out["test_greedy"] = r["greedy"] | {"utterances": r["utterances"],
+                                            "diagonal_rate": r["attention"]["diagonal_rate"]}
+    return out
+
+
+def long_inputs(run: Path, manifest: str, count: int) -> dict:
+    """Decode ``count`` concatenations of three test utterances whole (no windows)."""
+    import numpy as np
+
+    from seqspeech.asr.attention_asr import AttentionASR
+    from seqspeech.data.dataset import load_utterance_audio
+    from seqspeech.data.manifest import read_manifest
+    from seqspeech.metrics.attention import alignment_metrics, summarize_alignments
+    from seqspeech.metrics.wer import error_rate
+    from seqspeech.tasks.evaluation import light_normalize
+
+    asr = AttentionASR.from_path(run / "model.safetensors", lm=False)
+    utts = read_manifest(manifest)[: 3 * count]
+    pause = np.zeros(int(PAUSE_S * 16000), np.float32)
+    refs, hyps, metrics = [], [], []
+    for i in range(0, len(utts) - 2, 3):
+        parts = utts[i : i + 3]
+        wave = np.concatenate([x for u in parts for x in (load_utterance_audio(u), pause)][:-1])
+        memory, lens = asr.encode([wave])
+        tokens = asr.decode(memory, lens, beam_size=1, ctc_weight=0.0)[0]
+        weights = asr.alignments(asr.features([wave]), [tokens])[0]
+        metrics.append(alignment_metrics(weights))
+        refs.append(" ".join(u.normalized_text for u in parts))
+        hyps.append(asr.tokenizer.decode(tokens))
+    summary = summarize_alignments(metrics)
+    cer = error_rate(refs, hyps, unit="char", normalizer=light_normalize).rate
+    wer = error_rate(refs, hyps, unit="word", normalizer=light_normalize).rate
+    return {"utterances": len(refs), "cer": round(cer * 100, 2), "wer": round(wer * 100, 2),
+            **{k: summary[k] for k in ("skip_rate", "repeat_rate", "stuck_rate", "diagonal_rate")}}
+
+
+def streaming(run: Path, manifest: str, max_utterances: int, lookahead: int) -> dict:
+    """Chunked decoding with LASStreamer: CER, token delay and compute, vs the same model offline."""
+    import torch
+
+    from seqspeech.asr.attention_asr import AttentionASR
+    from seqspeech.asr.las_streaming import LASStreamer
+    from seqspeech.data.dataset import load_utterance_audio
+    from seqspeech.data.manifest import read_manifest
+    from seqspeech.metrics.wer import error_rate
+    from seqspeech.tasks.evaluation import light_normalize
+
+    asr = AttentionASR.from_path(run / "model.safetensors", lm=False)
+    ratio = asr.options.max_length_ratio
+    streamer = LASStreamer(asr.model, lookahead=lookahead, max_len_ratio=ratio)
+    frame_ms = 10.0
+    reduction = round(asr.frame_seconds * 1000 / frame_ms)
+    refs, streamed, offline, delays = [], [], [], []
+    audio_s = compute_s = 0.0
+    for u in read_manifest(manifest)[:max_utterances]:
+        wave = load_utterance_audio(u)
+        feats, lens = asr.features([wave])
+        feats = feats[0, : int(lens[0])]
+        streamer.reset()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for s in range(0, feats.shape[0], CHUNK_FRAMES):
+                streamer.push(feats[s : s + CHUNK_FRAMES])
+            streamer.finish()
+        compute_s += time.perf_counter() - t0
+        audio_s += len(wave) / 16000
+        for e in streamer.emissions:
+            if e.frame >= 0:  # audio available at emission minus the end of the attended frame
+                delays.append((e.input_frames - (e.frame + 1) * reduction) * frame_ms)
+        refs.append(u.normalized_text)
+        streamed.append(asr.tokenizer.decode(streamer.tokens))
+        memory, mlens = asr.encode([wave])
+        offline.append(asr.tokenizer.decode(asr.decode(memory, mlens, beam_size=1, ctc_weight=0.0)[0]))
+    delays.sort()
+    return {
+        "utterances": len(refs), "chunk_ms": CHUNK_FRAMES * frame_ms, "lookahead_frames": lookahead,
+        "cer_streaming": round(error_rate(refs, streamed, unit="char", normalizer=light_normalize).rate * 100, 2),
+        "cer_offline_greedy": round(error_rate(refs, offline, unit="char", normalizer=light_normalize).rate * 100, 2),
+        "token_delay_ms_mean": round(sum(delays) / max(len(delays), 1), 1),
+        "token_delay_ms_p90": round(delays[int(0.9 * (len(delays) - 1))], 1) if delays else None,
+        "rtf_streaming": round(compute_s / max(audio_s, 1e-9), 4),
+    }
+
+
+def full_attention_delay(run: Path, manifest: str, max_utterances: int) -> dict:
+    """A full-attention model emits after the utterance ends: per token, utterance end minus its attended frame."""
+    from seqspeech.asr.attention_asr import AttentionASR
+    from seqspeech.data.dataset import load_utterance_audio
+    from seqspeech.data.manifest import read_manifest
+
+    asr = AttentionASR.from_path(run / "model.safetensors", lm=False)
+    delays = []
+    for u in read_manifest(manifest)[:max_utterances]:
+        alignment = asr.alignment(load_utterance_audio(u), beam_size=1)
+        frames = alignment.weights.shape[1]
+        delays += [(frames - (int(p) + 1)) * asr.frame_seconds * 1000 for p in alignment.metrics.path[:-1]]
+    delays.sort()
+    return {"token_delay_ms_mean": round(sum(delays) / max(len(delays), 1), 1),
+            "token_delay_ms_p90": round(delays[int(0.9 * (len(delays) - 1))], 1) if delays else None}
+
+
+def table(results: dict) -> str:
+    ctc = results.get("ctc") or {}
+    lines = [
+        "| model | evaluation set | CER greedy | CER beam | CER beam+LM | WER greedy | WER beam | WER beam+LM "
+        "| diagonal alignments |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, run in results["runs"].items():
+        for set_name, r in run["sets"].items():
+            lines.append(
+                f"| {name} | {SET_TITLES.get(set_name, set_name)} ({r['utterances']} utt) | "
+                + " | ".join(f"{r[m]['cer']:.2f} %" for m in MODES) + " | "
+                + " | ".join(f"{r[m]['wer']:.2f} %" for m in MODES) + " | "
+                + f"{r['attention']['diagonal_rate'] * 100:.0f} % |"
+            )
+    for set_name, r in ctc.items():
+        lines.append(f"| CTC (reference, 40 min averaged) | {SET_TITLES.get(set_name, set_name)} | "
+                     + " | ".join(f"{r[m]['cer']:.2f} %" for m in MODES) + " | "
+                     + " | ".join(f"{r[m]['wer']:.2f} %" for m in MODES) + " | |")
+    lines.append("")
+    lines.append("Greedy: attention only. Beam 8 with each recipe's stored options (AED: joint CTC/attention, CTC "
+                 "weight 0.3; LAS: EOS threshold 1.5, length penalty 0.6); beam+LM adds the 3-gram word LM with the "
+                 "weight tuned on dev (per run, in the JSON). Diagonal: share of utterances whose greedy alignment has "
+                 "no skip, repeat or stuck run and most attention near the diagonal (metrics/attention.py). 40 "
+                 "minutes of training on 2 CPU cores each.")
+    for name, run in results["runs"].items():
+        speed = run.get("alignment_speed") or {}
+        if speed.get("step") is not None:
+            lines.append(f"- {name}: dev alignments {DIAGONAL_SHARE:.0%} diagonal at step {speed['step']} "
+                         f"({speed['minutes']} min).")
+    for name, r in (results.get("guided_attention_ablation") or {}).items():
+        speed = r.get("alignment_speed") or {}
+        test = r.get("test_greedy") or {}
+        lines.append(f"- Ablation {name}: dev alignments {DIAGONAL_SHARE:.0%} diagonal at step {speed.get('step')} "
+                     f"({speed.get('minutes')} min; {(r.get('training') or {}).get('steps')} steps in all); greedy "
+                     f"test CER {test.get('cer')} % ({test.get('utterances')} utt).")
+    for key, title in (("long_inputs", "Long inputs (3 utterances concatenated)"), ("streaming", "Streaming")):
+        for name, r in (results.get(key) or {}).items():
+            lines.append(f"- {title}, {name}: " + ", ".join(f"{k} {v}" for k, v in r.items()))
+    return "\n".join(lines)
+
+
+ARCHITECTURES = {
+    "las": "LAS: pyramidal BiLSTM listener (x4 time reduction), {attention} attention, LSTM speller; auxiliary CTC "
+           "head on the listener",
+    "aed": "hybrid CTC/attention: Conformer encoder (as ctc-conformer-synth-en) + Transformer decoder",
+}
+
+
+def ship_attention(recipe: str, run_results: dict, run: Path, dest: Path) -> None:
+    """The run's final model (fp16), its LM and a model card into ``dest``."""
+    import yaml
+
+    resolved = yaml.safe_load((run / "recipe.yaml").read_text())
+    model = resolved["model"]
+    card = {
+        "architecture": ARCHITECTURES[model["family"]].format(attention=model.get("attention")),
+        "parameters": (run_results.get("training") or {}).get("parameters"),
+        "tokenizer": "characters; lower-case spoken-form output",
+        "recipe": f"recipes/synth_en/{recipe}.yaml",
+        "data": DATA_CARD,
+        "training": run_results.get("training"),
+        "checkpoint": "40 min, averaged",
+        "metrics": {name: {m: r[m] for m in MODES} | {"utterances": r["utterances"],
+                                                                 "attention": r.get("attention")}
+                    for name, r in run_results["sets"].items()},
+        "alignment_speed": run_results.get("alignment_speed"),
+        "decoding": f"stored defaults (AttentionDecodeOptions): {run_results['decode']}",
+        "files": {"model.safetensors": "weights fp16 + config, features and tokenizer in the metadata",
+                  "lm.arpa": "3-gram LM on the training transcripts, for --lm-weight shallow fusion"},
+        "limitations": LIMITATIONS,
+    }
+    ship(run, dest, card, run_results["decode"])
+
+
+def ctc_reference() -> dict:
+    path = ROOT / "results" / "asr_ctc_synth.json"
+    if not path.exists():
+        return {}
+    snaps = json.loads(path.read_text()).get("snapshots") or []
+    return snaps[-1]["sets"] if snaps else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
+    ap.add_argument("--max-utterances", type=int, default=None)
+    ap.add_argument("--beam-size", type=int, default=8)
+    ap.add_argument("--long-count", type=int, default=30, help="concatenated triples for the long-input test")
+    ap.add_argument("--stream-utterances", type=int, default=100)
+    ap.add_argument("--report-only", action="store_true", help="rewrite the README table from the JSON")
+    ap.add_argument("--ship", action="append", default=[], metavar="RECIPE=DIR",
+                    help="copy a run's model, LM and card, e.g. aed_conformer=models/aed-conformer-synth-en")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "src"))
+    from seqspeech.fileio import write_atomic
+
+    if args.report_only:
+        results = json.loads(OUT.read_text())
+    else:
+        runs_dir = args.runs_dir.resolve()
+        results = {"runs": {}, "ctc": ctc_reference(), "long_inputs": {}, "streaming": {},
+                   "guided_attention_ablation": {}}
+        for recipe in RECIPES:
+            run = _run_dir(runs_dir, recipe)
+            if (run / "model.safetensors").exists():
+                results["runs"][recipe] = evaluate_run(run, args.max_utterances, args.beam_size)
+        for variant in ABLATION:
+            run = _run_dir(runs_dir, variant)
+            if (run / "log.jsonl").exists():
+                results["guided_attention_ablation"][variant] = ablation_entry(run, args.max_utterances)
+        test = str(ROOT / "data" / "synth_en" / "test.jsonl")
+        for recipe in ("las_content", "las_location"):
+            if recipe in results["runs"]:
+                results["long_inputs"][recipe] = long_inputs(_run_dir(runs_dir, recipe), test, args.long_count)
+        for recipe in ("las_mocha", "las_monotonic"):
+            if recipe in results["runs"]:
+                results["streaming"][recipe] = streaming(_run_dir(runs_dir, recipe), test, args.stream_utterances,
+                                                         lookahead=0)
+        if "las_location" in results["runs"]:
+            results["streaming"]["las_location (full attention)"] = full_attention_delay(
+                _run_dir(runs_dir, "las_location"), test, args.stream_utterances)
+        write_atomic(OUT, json.dumps(results, indent=2) + "\n")
+    update_readme("asr_attention_synth", table(results))
+    print(table(results))
+    for item in args.ship:
+        recipe, _, dest = item.partition("=")
+        if recipe not in results["runs"] or not dest:
+            raise SystemExit(f"--ship {item}: expected RECIPE=DIR with RECIPE one of {sorted(results['runs'])}")
+        ship_attention(recipe, results["runs"][recipe], _run_dir(args.runs_dir.resolve(), recipe), Path(dest))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""One file per trained model: weights plus everything needed to run them, for every family we train.
+
+A model travels as one safetensors file: weights (fp16 or fp32) and string metadata holding ``format``
+(``seqspeech.<family>``), the model config, the feature config, the tokenizer and ``extra`` (decoding defaults
+tuned by the recipe). Trainer checkpoints (``*.pt`` from ``seqspeech train``) carry the same metadata in their
+``extra`` state under ``"package"`` and load the same way.
+
+Families are registered in :data:`FAMILIES` by name -> ``"module:ConfigClass:builder"``; modules are imported only
+when a model of that family is loaded, so reading a CTC model never imports the LAS code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import from_mapping, to_mapping
+from ..data.dataset import FeatureConfig
+from ..errors import ConfigError, ModelLoadError
+from ..fileio import write_atomic
+from ..text.tokenizers import Tokenizer, tokenizer_from_dict, tokenizer_to_dict
+
+WEIGHTS_FILENAME = "model.safetensors"
+FORMAT_PREFIX = "seqspeech."
+FAMILIES: dict[str, str] = {
+    "ctc": "seqspeech.asr.ctc:CTCConfig:ctc_model_from_config",
+    "las": "seqspeech.asr.las:LASConfig:las_model_from_config",
+    "aed": "seqspeech.asr.aed:AEDConfig:aed_model_from_config",
+}
+CHECKPOINT_KEYS = ("package", "ctc")  # "ctc": checkpoints written before other families existed
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """A loaded model with its config, front-end settings, tokenizer and stored decoding defaults."""
+
+    family: str
+    model: torch.nn.Module
+    config: Any
+    features: FeatureConfig
+    tokenizer: Tokenizer
+    path: Path
+    decode: dict[str, Any] = field(default_factory=dict)
+
+
+def family_parts(family: str) -> tuple[type, Any]:
+    if family not in FAMILIES:
+        raise ModelLoadError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")
+    module, config_name, builder_name = FAMILIES[family].split(":")
+    mod = importlib.import_module(module)
+    return getattr(mod, config_name), getattr(mod, builder_name)
+
+
+def package_metadata(family: str, config: Any, features: FeatureConfig, tokenizer: Tokenizer) -> dict[str, str]:
+    """The string metadata stored with a model's weights (and in trainer checkpoints under ``"package"``)."""
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")
+    return {
+        "format": FORMAT_PREFIX + family,
+        "config": json.dumps(config.to_dict()),
+        "features": json.dumps(to_mapping(features)),
+        "tokenizer": json.dumps(tokenizer_to_dict(tokenizer)),
+    }
+
+
+def save_package(
+    path: str | os.PathLike,
+    family: str,
+    model: torch.nn.Module,
+    config: Any,
+    features: FeatureConfig,
+    tokenizer: Tokenizer,
+    *,
+    dtype: torch.dtype = torch.float16,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write one safetensors file: weights cast to ``dtype`` (float buffers such as feature statistics too) and
+    the metadata of :func:`package_metadata` (plus ``extra``, JSON-encoded)."""
+    from safetensors.torch import save
+
+    tensors = {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
+    metadata = package_metadata(family, config, features, tokenizer)
+    if extra:
+        metadata["extra"] = json.dumps(extra)
+    return write_atomic(Path(path), save(tensors, metadata=metadata))
+
+
+def weights_path(path: str | os.PathLike) -> Path:
+    """``path`` itself, or ``path/model.safetensors`` for a folder."""
+    p = Path(path)
+    return p / WEIGHTS_FILENAME if p.is_dir() else p
+
+
+def _checkpoint_metadata(path: Path) -> tuple[dict[str, str], dict[str, Any]] | None:
+    from ..training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    extra = state.get("extra") or {}
+    if not isinstance(extra, dict):
+        return None
+    meta = next((extra[k] for k in CHECKPOINT_KEYS if isinstance(extra.get(k), dict)), None)
+    if meta is None:
+        return None
+    decode = (extra.get("recipe") or {}).get("decode") or {}
+    return {**meta, "extra": json.dumps({"decode": decode})}, state["model"]
+
+
+def _safetensors_metadata(path: Path) -> dict[str, str]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError) as e:
+        raise ModelLoadError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def model_family(path: str | os.PathLike) -> str | None:
+    """The family (``"ctc"``, ``"las"``, ``"aed"``) of our model at ``path`` (file, folder or checkpoint), else
+    None. Never raises for a foreign or unreadable file."""
+    p = weights_path(path)
+    if not p.is_file():
+        return None
+    try:
+        if p.suffix == ".safetensors":
+            fmt = _safetensors_metadata(p).get("format", "")
+        elif p.suffix == ".pt":
+            found = _checkpoint_metadata(p)
+            fmt = found[0].get("format", "") if found else ""
+        else:
+            return None
+    except ModelLoadError:
+        return None
+    family = fmt.removeprefix(FORMAT_PREFIX) if fmt.startswith(FORMAT_PREFIX) else None
+    return family if family in FAMILIES else None
+
+
+def _decode_defaults(extra: str | None, where: str) -> dict[str, Any]:
+    if not extra:
+        return {}
+    try:
+        decode = json.loads(extra).get("decode") or {}
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise ModelLoadError(f"{where}: corrupt 'extra' metadata: {e}") from None
+    if not isinstance(decode, dict):
+        raise ModelLoadError(f"{where}: 'extra.decode' must be a mapping, got {type(decode).__name__}")
+    return decode
+
+
+def load_package(
+    path: str | os.PathLike, device: str | torch.device | None = None, *, family: str | None = None
+) -> ModelPackage:
+    """Load a model from our safetensors file, a folder holding one, or a trainer checkpoint (``.pt``).
+
+    ``family`` (optional) is the family the caller expects; another family is a :class:`ModelLoadError`.
+    """
+    p = weights_path(path)
+    if not p.exists():
+        raise ModelLoadError(f"{p}: no such file")
+    if p.suffix == ".pt":
+        found = _checkpoint_metadata(p)
+        if found is None:
+            raise ModelLoadError(f"{p}: trainer checkpoint without a model description")
+        meta, state_dict = found
+    else:
+        from safetensors import safe_open
+
+        meta = _safetensors_metadata(p)
+        with safe_open(str(p), "pt") as handle:
+            state_dict = {k: handle.get_tensor(k) for k in handle.keys()}
+    fmt = meta.get("format", "")
+    found_family = fmt.removeprefix(FORMAT_PREFIX) if fmt.startswith(FORMAT_PREFIX) else None
+    if found_family not in FAMILIES:
+        raise ModelLoadError(f"{p}: not a seqspeech model (format {meta.get('format')!r})")
+    if family is not None and found_family != family:
+        raise ModelLoadError(f"{p}: a {found_family!r} model, expected {family!r}")
+    config_cls, builder = family_parts(found_family)
+    try:
+        config = config_cls.from_dict(json.loads(meta["config"]))
+        features = from_mapping(FeatureConfig, json.loads(meta["features"]), "features")
+        tokenizer = tokenizer_from_dict(json.loads(meta["tokenizer"]), str(p))
+    except (KeyError, json.JSONDecodeError, ConfigError) as e:
+        raise ModelLoadError(f"{p}: corrupt {found_family} model metadata: {e}") from None
+    model = builder(config)
+    state_dict = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as e:
+        raise ModelLoadError(f"{p}: weights do not match the model config: {e}") from None
+    model.eval().to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return ModelPackage(
+        family=found_family, model=model, config=config, features=features, tokenizer=tokenizer, path=p,
+        decode=_decode_defaults(meta.get("extra"), str(p)),
+    )
