@@ -1,7 +1,7 @@
 """`make demo`: synthesize a few sentences with espeak-ng and flite, transcribe them with the embedded default
 Whisper model and with our own Conformer-CTC model (trained on 2 CPU cores, shipped in models/), and score both.
 
-    python -m seqspeech.demo [--model NAME] [--ctc-model NAME] [--out DIR]
+    python -m seqspeech.demo [--model NAME] [--ctc-model NAME] [--aed-model NAME] [--out DIR]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="whisper-tiny.en")
     ap.add_argument("--ctc-model", default="ctc-conformer-synth-en", help="'' skips the CTC part")
+    ap.add_argument("--aed-model", default="aed-conformer-synth-en", help="'' skips the AED part")
     ap.add_argument("--out", type=Path, default=None, help="keep the clips here (default: a temp dir)")
     args = ap.parse_args(argv)
 
@@ -45,18 +46,29 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + render("srt", paths[0], transcripts[0]))
     _report(asr, transcripts, wall, audio_s)
     if args.ctc_model:
-        print(f"\nloading {args.ctc_model} ...", flush=True)
-        ctc = seqspeech.load_model(args.ctc_model)
-        t0 = time.perf_counter()
-        transcripts = ctc.transcribe_batch(paths, beam_size=8)
-        wall = time.perf_counter() - t0
-        for (ref, engine, voice), t in zip(DEMO, transcripts):
-            print(f"[{engine}:{voice}] {t.text}")
-        _report(ctc, transcripts, wall, audio_s)
+        ctc = _ours(seqspeech, args.ctc_model, paths, audio_s, beam_size=8)
         spans = ctc.word_timestamps(paths[0])
         print("word timestamps (CTC forced alignment): "
               + " ".join(f"{s.word}@{s.start_s:.2f}-{s.end_s:.2f}" for s in spans))
+    if args.aed_model:
+        aed = _ours(seqspeech, args.aed_model, paths, audio_s)
+        m = aed.alignment(paths[0]).metrics
+        print(f"attention of the first clip: diagonality {m.diagonality:.2f}, focus rate {m.focus_rate:.2f}, "
+              f"{len(m.skips)} skips, {len(m.repeats)} repeats ({'diagonal' if m.is_diagonal else 'not diagonal'})")
     return 0
+
+
+def _ours(seqspeech, name: str, paths: list[str], audio_s: float, **options):
+    """Load one of our trained models, transcribe the clips with it and report; returns the model."""
+    print(f"\nloading {name} ...", flush=True)
+    asr = seqspeech.load_model(name)
+    t0 = time.perf_counter()
+    transcripts = asr.transcribe_batch(paths, **options)
+    wall = time.perf_counter() - t0
+    for (_, engine, voice), t in zip(DEMO, transcripts):
+        print(f"[{engine}:{voice}] {t.text}")
+    _report(asr, transcripts, wall, audio_s)
+    return asr
 
 
 def _report(asr, transcripts, wall: float, audio_s: float) -> None:
