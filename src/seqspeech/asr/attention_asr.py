@@ -23,7 +23,7 @@ from ..audio.constants import SAMPLE_RATE
 from ..audio.features import KALDI_FRAME_SHIFT_MS
 from ..data.dataset import build_frontend
 from ..decoding.attention import AttentionDecodeOptions, attention_decode
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ModelLoadError
 from ..metrics.attention import AlignmentMetrics, alignment_metrics
 from .package import ModelPackage, load_package
 from .transcribe import Segment
@@ -81,8 +81,7 @@ class AttentionASR(WindowedASR):
         self._lm: Any = None
         stored = {k: v for k, v in package.decode.items() if k in OPTION_NAMES}
         self.options = AttentionDecodeOptions.from_dict({**stored, **options}, f"{name}: decoding options")
-        subsampling = getattr(package.config, "time_reduction", None) or _time_reduction(package.config)
-        self.frame_seconds = KALDI_FRAME_SHIFT_MS / 1000.0 * subsampling
+        self.frame_seconds = KALDI_FRAME_SHIFT_MS / 1000.0 * _time_reduction(package.config)
 
     @classmethod
     def from_path(
@@ -129,8 +128,6 @@ class AttentionASR(WindowedASR):
             options = replace(options, lm_weight=0.0)
         if options.lm_weight != 0 and self.lm() is None:
             options = replace(options, lm_weight=0.0)  # no LM beside the model: decode without one
-        if options.ctc_weight > 0 and getattr(self.model, "ctc_head", True) is None:
-            raise ConfigError(f"{self.name}: ctc_weight {options.ctc_weight} needs a model with a CTC head")
         return options
 
     @torch.inference_mode()
@@ -187,7 +184,4 @@ def _time_reduction(config: Any) -> int:
     encoder = getattr(config, "encoder", None)
     if encoder is not None and hasattr(encoder, "subsampling_factor"):
         return int(encoder.subsampling_factor)
-    levels = getattr(config, "pyramid_levels", None)
-    if levels is not None:
-        return int(2**levels) * int(getattr(config, "frame_stacking", 1) or 1)
-    return 1
+    return 2 ** int(config.pyramid_levels)
