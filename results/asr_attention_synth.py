@@ -1,6 +1,10 @@
 """Regenerate results/asr_attention_synth.json and the README table for the synth_en attention recipes.
 
-    python results/asr_attention_synth.py [--runs-dir runs] [--max-utterances N] [--ship-las DIR] [--ship-aed DIR]
+    python results/asr_attention_synth.py [--runs-dir runs] [--max-utterances N] [--only NAME ...]
+                                          [--ship RECIPE=DIR]
+
+``--only`` re-scores just the named runs / studies (recipes, ablation variants, ``long_inputs``, ``streaming``) and
+keeps every other entry of the existing JSON, so a new run does not re-score the old ones.
 
 For every recipe run found (``runs/synth_en-<recipe>`` for las_content, las_location, las_monotonic, las_mocha,
 aed_conformer), the final averaged model is scored on each evaluation manifest, greedy vs beam (the recipe's
@@ -39,6 +43,7 @@ DIAGONAL_SHARE = 0.9
 PAUSE_S = 0.3
 CHUNK_FRAMES = 16  # 160 ms feature chunks for streaming
 LM_WEIGHTS = (0.0, 0.2, 0.3)  # tuned on dev for beam+LM (0.5 and above made the AED end hypotheses early)
+LM_TUNING_UTTERANCES = 100  # dev utterances per LM weight (beam search is the slow part of this script)
 
 
 def _run_dir(runs_dir: Path, recipe: str) -> Path:
@@ -74,7 +79,8 @@ def tune_lm_weight(run: Path, dev: str, beam_size: int) -> dict:
     scores = {}
     for weight in LM_WEIGHTS:
         asr = AttentionASR.from_path(run / "model.safetensors", lm=True, lm_weight=weight)
-        scores[weight] = evaluate_manifest(asr, dev, modes=("beam_lm",), beam_size=beam_size)["beam_lm"]["cer"]
+        scores[weight] = evaluate_manifest(asr, dev, modes=("beam_lm",), beam_size=beam_size,
+                                           max_utterances=LM_TUNING_UTTERANCES)["beam_lm"]["cer"]
     best = min(scores, key=lambda w: (scores[w], w))
     print(f"{run.name}: dev CER by LM weight " + ", ".join(f"{w}: {c:.2f}" for w, c in scores.items()), flush=True)
     return {"lm_weight": best, "dev_cer": scores[best], "grid": {str(w): c for w, c in scores.items()}}
@@ -299,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--beam-size", type=int, default=8)
     ap.add_argument("--long-count", type=int, default=30, help="concatenated triples for the long-input test")
     ap.add_argument("--stream-utterances", type=int, default=100)
+    ap.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                    help="re-score only these (recipes, ablation variants, long_inputs, streaming); keep the rest")
     ap.add_argument("--report-only", action="store_true", help="rewrite the README table from the JSON")
     ap.add_argument("--ship", action="append", default=[], metavar="RECIPE=DIR",
                     help="copy a run's model, LM and card, e.g. aed_conformer=models/aed-conformer-synth-en")
@@ -310,27 +318,32 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(OUT.read_text())
     else:
         runs_dir = args.runs_dir.resolve()
-        results = {"runs": {}, "ctc": ctc_reference(), "long_inputs": {}, "streaming": {},
-                   "guided_attention_ablation": {}}
+        fresh = {"runs": {}, "ctc": ctc_reference(), "long_inputs": {}, "streaming": {},
+                 "guided_attention_ablation": {}}
+        results = json.loads(OUT.read_text()) if args.only and OUT.exists() else fresh
+        results = {**fresh, **results, "ctc": fresh["ctc"]}
+        wanted = (lambda name: True) if not args.only else (lambda name: name in args.only)
         for recipe in RECIPES:
             run = _run_dir(runs_dir, recipe)
-            if (run / "model.safetensors").exists():
+            if wanted(recipe) and (run / "model.safetensors").exists():
                 results["runs"][recipe] = evaluate_run(run, args.max_utterances, args.beam_size)
         for variant in ABLATION:
             run = _run_dir(runs_dir, variant)
-            if (run / "log.jsonl").exists():
+            if wanted(variant) and (run / "log.jsonl").exists():
                 results["guided_attention_ablation"][variant] = ablation_entry(run, args.max_utterances)
         test = str(ROOT / "data" / "synth_en" / "test.jsonl")
-        for recipe in ("las_content", "las_location"):
-            if recipe in results["runs"]:
-                results["long_inputs"][recipe] = long_inputs(_run_dir(runs_dir, recipe), test, args.long_count)
-        for recipe in ("las_mocha", "las_monotonic"):
-            if recipe in results["runs"]:
-                results["streaming"][recipe] = streaming(_run_dir(runs_dir, recipe), test, args.stream_utterances,
-                                                         lookahead=0)
-        if "las_location" in results["runs"]:
-            results["streaming"]["las_location (full attention)"] = full_attention_delay(
-                _run_dir(runs_dir, "las_location"), test, args.stream_utterances)
+        if wanted("long_inputs"):
+            for recipe in ("las_content", "las_location"):
+                if recipe in results["runs"]:
+                    results["long_inputs"][recipe] = long_inputs(_run_dir(runs_dir, recipe), test, args.long_count)
+        if wanted("streaming"):
+            for recipe in ("las_mocha", "las_monotonic"):
+                if recipe in results["runs"]:
+                    results["streaming"][recipe] = streaming(_run_dir(runs_dir, recipe), test,
+                                                             args.stream_utterances, lookahead=0)
+            if "las_location" in results["runs"]:
+                results["streaming"]["las_location (full attention)"] = full_attention_delay(
+                    _run_dir(runs_dir, "las_location"), test, args.stream_utterances)
         write_atomic(OUT, json.dumps(results, indent=2) + "\n")
     update_readme("asr_attention_synth", table(results))
     print(table(results))
