@@ -23,11 +23,10 @@ import torch
 from ..config import from_mapping, to_mapping
 from ..data.dataset import FeatureConfig
 from ..errors import ConfigError, ModelLoadError
-from ..fileio import write_atomic
+from ..packaging import FORMAT_PREFIX, checkpoint_package, format_family, read_metadata, read_weights, write_weights
 from ..text.tokenizers import Tokenizer, tokenizer_from_dict, tokenizer_to_dict
 
 WEIGHTS_FILENAME = "model.safetensors"
-FORMAT_PREFIX = "seqspeech."
 FAMILIES: dict[str, str] = {
     "ctc": "seqspeech.asr.ctc:CTCConfig:ctc_model_from_config",
     "las": "seqspeech.asr.las:LASConfig:las_model_from_config",
@@ -82,16 +81,10 @@ def save_package(
 ) -> Path:
     """Write one safetensors file: weights cast to ``dtype`` (float buffers such as feature statistics too) and
     the metadata of :func:`package_metadata` (plus ``extra``, JSON-encoded)."""
-    from safetensors.torch import save
-
-    tensors = {
-        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-    }
     metadata = package_metadata(family, config, features, tokenizer)
     if extra:
         metadata["extra"] = json.dumps(extra)
-    return write_atomic(Path(path), save(tensors, metadata=metadata))
+    return write_weights(path, model.state_dict(), metadata, dtype=dtype)
 
 
 def weights_path(path: str | os.PathLike) -> Path:
@@ -101,27 +94,7 @@ def weights_path(path: str | os.PathLike) -> Path:
 
 
 def _checkpoint_metadata(path: Path) -> tuple[dict[str, str], dict[str, Any]] | None:
-    from ..training.checkpoint import load_checkpoint
-
-    state = load_checkpoint(path)
-    extra = state.get("extra") or {}
-    if not isinstance(extra, dict):
-        return None
-    meta = next((extra[k] for k in CHECKPOINT_KEYS if isinstance(extra.get(k), dict)), None)
-    if meta is None:
-        return None
-    decode = (extra.get("recipe") or {}).get("decode") or {}
-    return {**meta, "extra": json.dumps({"decode": decode})}, state["model"]
-
-
-def _safetensors_metadata(path: Path) -> dict[str, str]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), "pt") as handle:
-            return dict(handle.metadata() or {})
-    except (SafetensorError, OSError) as e:
-        raise ModelLoadError(f"{path}: not a readable safetensors file ({e})") from None
+    return checkpoint_package(path, CHECKPOINT_KEYS)
 
 
 def model_family(path: str | os.PathLike) -> str | None:
@@ -132,15 +105,14 @@ def model_family(path: str | os.PathLike) -> str | None:
         return None
     try:
         if p.suffix == ".safetensors":
-            fmt = _safetensors_metadata(p).get("format", "")
+            family = format_family(read_metadata(p))
         elif p.suffix == ".pt":
             found = _checkpoint_metadata(p)
-            fmt = found[0].get("format", "") if found else ""
+            family = format_family(found[0]) if found else None
         else:
             return None
     except ModelLoadError:
         return None
-    family = fmt.removeprefix(FORMAT_PREFIX) if fmt.startswith(FORMAT_PREFIX) else None
     return family if family in FAMILIES else None
 
 
@@ -172,13 +144,8 @@ def load_package(
             raise ModelLoadError(f"{p}: trainer checkpoint without a model description")
         meta, state_dict = found
     else:
-        from safetensors import safe_open
-
-        meta = _safetensors_metadata(p)
-        with safe_open(str(p), "pt") as handle:
-            state_dict = {k: handle.get_tensor(k) for k in handle.keys()}
-    fmt = meta.get("format", "")
-    found_family = fmt.removeprefix(FORMAT_PREFIX) if fmt.startswith(FORMAT_PREFIX) else None
+        meta, state_dict = read_weights(p)
+    found_family = format_family(meta)
     if found_family not in FAMILIES:
         raise ModelLoadError(f"{p}: not a seqspeech model (format {meta.get('format')!r})")
     if family is not None and found_family != family:
