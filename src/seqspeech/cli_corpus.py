@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="espeak-ng voice+variant names kept for test_voices only (default: a fixed list of 8)")
     s.add_argument("--no-eval-voices", dest="eval_voices", action="store_false",
                    help="do not write test_eval_voices (flite rms/awb)")
+    s.add_argument("--voice", default=None, metavar="VOICE",
+                   help="one voice speaks every split at its default rate and pitch (a single-speaker TTS corpus), "
+                        "e.g. flite:slt")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="progress bar on stderr")
     s.set_defaults(func=_cmd_synth)
@@ -61,7 +64,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     manifests = build_synth_corpus(
         args.out_dir, language=args.language, num_sentences=args.sentences, seed=args.seed,
         dev_sentences=args.dev, test_sentences=args.test, utterances_per_sentence=args.per_sentence,
-        heldout_voices=args.heldout_voices, eval_only_voices=args.eval_voices, jobs=args.jobs,
+        heldout_voices=args.heldout_voices, eval_only_voices=args.eval_voices, voice=args.voice, jobs=args.jobs,
         progress=args.progress,
     )  # fmt: skip
     for name, path in manifests.items():

@@ -192,6 +192,17 @@ def test_build_skips_failed_utterances(tmp_path: Path, monkeypatch: pytest.Monke
     assert ids == ["train-000000-0", "train-000001-0", "train-000003-0"]
 
 
+@needs_engines
+def test_build_single_voice_corpus(tmp_path: Path) -> None:
+    manifests = build_synth_corpus(tmp_path, language="en", voice="flite:slt", **TINY)
+    assert set(manifests) == {"train", "dev", "test"}  # no held-out or evaluation-voice splits
+    utts = [u for path in manifests.values() for u in read_manifest(path)]
+    assert len(utts) == 7 and {u.speaker for u in utts} == {"flite:slt"}
+    assert json.loads((tmp_path / "corpus.json").read_text())["voice"] == "flite:slt"
+    with pytest.raises(ConfigError, match="other arguments.*voice"):
+        build_synth_corpus(tmp_path, language="en", voice="flite:kal16", **TINY)
+
+
 def test_build_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="language"):
         build_synth_corpus(tmp_path, language="fr", num_sentences=2)
@@ -199,6 +210,10 @@ def test_build_rejects_bad_arguments(tmp_path: Path) -> None:
         build_synth_corpus(tmp_path, num_sentences=0)
     with pytest.raises(ConfigError, match="evaluation-only"):
         build_synth_corpus(tmp_path, num_sentences=2, heldout_voices=["flite:rms"])
+    with pytest.raises(ConfigError, match="evaluation-only voice; it cannot speak"):
+        build_synth_corpus(tmp_path, num_sentences=2, voice="flite:awb")
+    with pytest.raises(ConfigError, match="unknown voice"):
+        build_synth_corpus(tmp_path, num_sentences=2, voice="flite:nobody")
 
 
 # --- Spanish-English ------------------------------------------------------------------------------------

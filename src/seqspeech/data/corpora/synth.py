@@ -752,6 +752,7 @@ def build_synth_corpus(
     utterances_per_sentence: int = 1,
     heldout_voices: Sequence[str] | None = None,
     eval_only_voices: bool = True,
+    voice: str | None = None,
     jobs: int | None = None,
     progress: bool = True,
 ) -> dict[str, Path]:
@@ -771,6 +772,9 @@ def build_synth_corpus(
             ``test_voices``. Default :data:`DEFAULT_HELDOUT_VOICES`.
             ``test_voices`` is written only when every language of the corpus has a held-out voice.
         eval_only_voices: also write ``test_eval_voices`` spoken by flite ``rms``/``awb`` (English only).
+        voice: one voice (``"flite:slt"``, ``"en-us+f3"``) speaks train, dev and test at its default rate and pitch:
+            a single-speaker corpus for speech synthesis (no ``test_voices`` or ``test_eval_voices``; English only;
+            an evaluation-only voice is refused).
         jobs: parallel synthesis workers (default: CPU count).
         progress: tqdm bar on stderr.
 
@@ -794,6 +798,14 @@ def build_synth_corpus(
     if jobs < 1:
         raise ConfigError(f"build_synth_corpus: jobs must be >= 1, got {jobs}")
     heldout = tuple(DEFAULT_HELDOUT_VOICES if heldout_voices is None else heldout_voices)
+    single = None
+    if voice is not None:
+        if language != "en":
+            raise ConfigError(f"a single-voice corpus is English only, got language {language!r}")
+        single = _parse_voice(voice)
+        if single in EVAL_ONLY_VOICES:
+            raise ConfigError(f"{voice!r} is an evaluation-only voice; it cannot speak a training corpus")
+        heldout, eval_only_voices = (), False
     for spec in heldout:
         if _parse_voice(spec) in EVAL_ONLY_VOICES:
             raise ConfigError(f"{spec!r} is an evaluation-only voice; it cannot be a held-out espeak voice")
@@ -805,6 +817,8 @@ def build_synth_corpus(
         "utterances_per_sentence": utterances_per_sentence, "heldout_voices": list(heldout),
         "eval_only_voices": eval_only_voices,
     }  # fmt: skip
+    if single is not None:  # a key only when used: corpora built before the option keep resuming
+        config["voice"] = ":".join(single)
     _check_config(out, config)
 
     total = num_sentences + dev_sentences + test_sentences
@@ -815,7 +829,7 @@ def build_synth_corpus(
 
         items = generate_parallel(total, seed)
     splits = _split_sentences(items, num_sentences, dev_sentences, test_sentences)
-    planned = _plan(splits, language, heldout, eval_only_voices, utterances_per_sentence, seed)
+    planned = _plan(splits, language, heldout, eval_only_voices, utterances_per_sentence, seed, single)
     results = _run(planned, out, jobs, progress)
     return _write_manifests(planned, results, out, language)
 
@@ -827,10 +841,12 @@ def _plan(
     eval_only: bool,
     per_sentence: int,
     seed: int,
+    single: tuple[str, str] | None = None,
 ) -> dict[str, list[_Job]]:
-    """Every utterance of every split, with its voice; deterministic in ``seed``."""
+    """Every utterance of every split, with its voice; deterministic in ``seed``. ``single``: the one voice of a
+    single-speaker corpus."""
     langs = ("en",) if language == "en" else ("es", "en")
-    pools = {lang: training_voices(lang, heldout) for lang in langs}
+    pools = {lang: training_voices(lang, heldout) if single is None else [single] for lang in langs}
     held = {lang: _heldout_for(lang, heldout) for lang in langs}
     plan_specs: list[tuple[str, str, dict[str, list[tuple[str, str]]], int]] = [
         ("train", "train", pools, per_sentence), ("dev", "dev", pools, 1), ("test", "test", pools, 1),
@@ -848,7 +864,7 @@ def _plan(
             for k in range(repeats):
                 for lang in langs:
                     spoken = verbalize_en(texts[lang]) if lang == "en" else verbalize_es(texts[lang])
-                    voice = _sample_voice(rng, voice_pools[lang])
+                    voice = _sample_voice(rng, voice_pools[lang]) if single is None else Voice(*single)
                     if language == "en":
                         utt_id, pair_id = f"{split}-{index:06d}-{k}", None
                     else:
