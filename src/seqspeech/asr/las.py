@@ -45,7 +45,7 @@ from seqspeech.nn.attention import (
     MoChA,
     MonotonicAttention,
 )
-from seqspeech.nn.attention import select_state as select_attention_state
+from seqspeech.nn.attention import select_state
 from seqspeech.losses import IGNORE_ID, guided_attention_loss, label_smoothed_nll
 from seqspeech.nn.masks import make_pad_mask
 from seqspeech.nn.rnn import PyramidalLSTMListener
@@ -235,13 +235,7 @@ class LASState:
 
     def select(self, indices: Tensor) -> LASState:
         """Rows ``indices`` (reorder, drop or repeat) of every tensor, the attention state included."""
-        changes: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, Tensor):
-                changes[field.name] = value.index_select(0, indices.to(value.device))
-        changes["attention"] = select_attention_state(self.attention, indices)
-        return dataclasses.replace(self, **changes)
+        return select_state(self, indices)
 
 
 class LASScorer:

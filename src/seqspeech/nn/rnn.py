@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from seqspeech.errors import ConfigError
 from seqspeech.nn.masks import make_pad_mask
 
-__all__ = ["ListenerStreamState", "PyramidalLSTMListener", "pair_frames"]
+__all__ = ["ListenerStreamState", "PyramidalLSTMListener", "pair_frames", "run_packed"]
 
 
 def pair_frames(x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
@@ -105,7 +105,7 @@ class PyramidalLSTMListener(nn.Module):
                 y = self.dropout(y)
             if self.pyramidal[i]:
                 y, lens = pair_frames(y, lens)
-            y = _run_packed(lstm, y, lens)
+            y = run_packed(lstm, y, lens)
         return y, lens
 
     def init_stream(self) -> ListenerStreamState:
@@ -148,7 +148,7 @@ class PyramidalLSTMListener(nn.Module):
         return y, ListenerStreamState(hidden=hidden, pending=pending, seen=seen)
 
 
-def _run_packed(lstm: nn.LSTM, x: Tensor, lens: Tensor) -> Tensor:
+def run_packed(lstm: nn.LSTM, x: Tensor, lens: Tensor) -> Tensor:
     """Run ``lstm`` over the valid frames only; ``(B, T, D_in)`` -> ``(B, T, D_out)`` with zeros on padding."""
     batch, frames, _ = x.shape
     out_dim = lstm.hidden_size * (2 if lstm.bidirectional else 1)

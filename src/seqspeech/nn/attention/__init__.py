@@ -7,7 +7,7 @@ Step-wise (``base.Attention``): ``init_state(memory, memory_lens) -> state`` onc
 
 from seqspeech.nn.attention.base import Attention, AttentionState, masked_softmax, select_state
 from seqspeech.nn.attention.content import AdditiveAttention, DotProductAttention
-from seqspeech.nn.attention.location import LocationAwareAttention
+from seqspeech.nn.attention.location import LocationAttentionState, LocationAwareAttention
 from seqspeech.nn.attention.mocha import MoChA, MoChAState
 from seqspeech.nn.attention.monotonic import MonotonicAttention
 from seqspeech.nn.attention.multihead import MultiHeadAttention
@@ -17,6 +17,7 @@ __all__ = [
     "Attention",
     "AttentionState",
     "DotProductAttention",
+    "LocationAttentionState",
     "LocationAwareAttention",
     "MoChA",
     "MoChAState",

@@ -55,12 +55,15 @@ class Attention(Protocol):
 
 
 def select_state(state: S, indices: Tensor) -> S:
-    """Reorder (or repeat) a state for beam search: index every tensor field of the dataclass along dim 0."""
+    """Reorder (or repeat) a state for beam search: index every tensor field of the dataclass along dim 0, and
+    every nested dataclass field (e.g. a decoder state's attention state) the same way."""
     changes = {}
     for field in dataclasses.fields(state):  # type: ignore[arg-type]
         value = getattr(state, field.name)
         if isinstance(value, Tensor):
             changes[field.name] = value.index_select(0, indices.to(value.device))
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes[field.name] = select_state(value, indices)
     return dataclasses.replace(state, **changes)  # type: ignore[type-var]
 
 
