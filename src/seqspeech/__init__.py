@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["load_model", "available_models", "__version__"]
+__all__ = ["load_model", "load_voice", "available_models", "__version__"]
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,4 +46,25 @@ def load_model(name_or_path: "str | Path" = "whisper-tiny.en", **kwargs: Any) ->
 
         kwargs.pop("compute_type", None)  # attention models run in float32
         return AttentionASR.from_path(path, name=str(name_or_path), **kwargs)
+    if family == "tts":
+        from .tts.synthesizer import Synthesizer
+
+        kwargs.pop("compute_type", None)
+        return Synthesizer.from_path(path, **kwargs)
     raise NotImplementedError(f"model family {family!r}")  # pragma: no cover
+
+
+def load_voice(name_or_path: "str | Path" = "slt", **kwargs: Any) -> Any:
+    """A text-to-speech voice (:class:`seqspeech.tts.synthesizer.Synthesizer`) by zoo name or path: a voice folder
+    (acoustic model + vocoder) or an acoustic model file. kwargs: ``vocoder`` (path or ``"griffin-lim"``),
+    ``device``.
+    """
+    from .errors import ModelLoadError
+    from .zoo import resolve
+
+    path, family = resolve(name_or_path)
+    if family != "tts":
+        raise ModelLoadError(f"{name_or_path}: a {family!r} model, not a text-to-speech voice")
+    from .tts.synthesizer import Synthesizer
+
+    return Synthesizer.from_path(path, **kwargs)

@@ -1,4 +1,4 @@
-"""`seqspeech` command line: transcribe, evaluate, train, align, corpus."""
+"""`seqspeech` command line: transcribe, evaluate, train, align, plot-attention, corpus, synthesize."""
 
 from __future__ import annotations
 
@@ -326,8 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_align(sub)
     _add_plot_attention(sub)
     from .cli_corpus import add_parser as add_corpus
+    from .cli_tts import add_parser as add_synthesize
 
     add_corpus(sub)
+    add_synthesize(sub)
     return parser
 
 

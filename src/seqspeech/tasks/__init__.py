@@ -29,6 +29,7 @@ class Task:
 TASKS: dict[str, Task] = {
     "asr_ctc": Task("seqspeech.tasks.asr_ctc", train="train_ctc"),
     "asr_attention": Task("seqspeech.tasks.asr_attention", train="train_attention"),
+    "tts": Task("seqspeech.tasks.tts", train="train_tts"),
 }
 
 

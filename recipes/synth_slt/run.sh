@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The default voice, end to end on 2 CPU cores: flite slt corpus (~5 min), CTC aligner (10 min), FastSpeech 2
+# (30 min), HiFi-GAN (40 min), Tacotron 2 (40 min), results. Re-running resumes every step.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+make setup
+PY=.venv/bin
+$PY/seqspeech corpus synth data/synth_slt --language en --voice flite:slt --sentences 4000 --dev 100 --test 100 \
+    --seed 1 --jobs "$(nproc)"
+train() {  # recipe, run dir
+    local resume=""
+    [ -d "$2" ] && resume="--resume"
+    $PY/seqspeech train "recipes/synth_slt/$1.yaml" --out "$2" $resume
+}
+train aligner runs/synth_slt-aligner
+train fastspeech2 runs/synth_slt-fastspeech2
+train hifigan runs/synth_slt-hifigan
+train tacotron2 runs/synth_slt-tacotron2
+$PY/python results/tts_synth.py

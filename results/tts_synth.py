@@ -1,0 +1,232 @@
+"""Regenerate results/tts_synth.json, the README table and docs/samples/ for the synth_slt TTS recipes.
+
+    python results/tts_synth.py [--runs-dir runs] [--sentences 60] [--ship]
+
+For each acoustic model run found (``runs/synth_slt-fastspeech2``, ``runs/synth_slt-tacotron2``) with each vocoder
+(Griffin-Lim, and HiFi-GAN from ``runs/synth_slt-hifigan`` when it exists), on the held-out test sentences of the
+slt corpus (never trained on):
+
+* intelligibility: ASR-WER of our default recogniser (Whisper tiny.en) on the synthesised speech, next to its WER
+  on the teacher's own audio (flite slt speaking the same sentences);
+* MCD (DTW-aligned mel cepstra, dB) and F0 RMSE (Hz) against the teacher's audio;
+* speed on this machine's CPU threads: real-time factor of whole-utterance synthesis and the first-chunk latency of
+  ``synthesize_stream``;
+* Tacotron 2 alignment health: share of sentences whose attention is diagonal without skips, repeats or stuck
+  decoding (:mod:`seqspeech.metrics.attention`) and share that stopped by the stop token.
+
+``--ship`` copies FastSpeech 2 + HiFi-GAN to ``models/slt`` and Tacotron 2 + HiFi-GAN to ``models/tacotron2-slt`` with
+model cards (fp16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, relative, training_summary, update_readme  # noqa: E402
+
+OUT = ROOT / "results" / "tts_synth.json"
+SAMPLES = ROOT / "docs" / "samples"
+ACOUSTIC = ("fastspeech2", "tacotron2")
+DATA = ROOT / "data" / "synth_slt"
+SAMPLE_SENTENCES = 2
+VOICES = {"fastspeech2": "slt", "tacotron2": "tacotron2-slt"}
+DATA_CARD = ("seqspeech corpus synth data/synth_slt --voice flite:slt --sentences 4000 --dev 100 --test 100 --seed 1: "
+             "one speaker (flite's cmu_us_slt), 16 kHz; the test sentences are never trained on")
+
+
+def _run(runs: Path, name: str) -> Path:
+    return runs / f"synth_slt-{name}"
+
+
+def evaluate_system(acoustic: Path, vocoder: Path | None, utts: list, asr, threads: int) -> dict:
+    import numpy as np
+    import torch
+
+    from seqspeech.data.dataset import load_utterance_audio
+    from seqspeech.metrics.tts import f0_rmse, mel_cepstral_distortion
+    from seqspeech.metrics.wer import error_rate
+    from seqspeech.tts.synthesizer import Synthesizer
+
+    torch.set_num_threads(threads)
+    voice = Synthesizer.from_path(acoustic, vocoder=vocoder if vocoder is not None else "griffin-lim", device="cpu")
+    sr = voice.sample_rate
+    refs, hyps, mcds, f0s, rtfs, firsts, waves = [], [], [], [], [], [], []
+    audio_s = compute_s = 0.0
+    for u in utts:
+        t0 = time.perf_counter()
+        wave = voice.synthesize(u.normalized_text)
+        compute_s += time.perf_counter() - t0
+        audio_s += len(wave) / sr
+        t0 = time.perf_counter()
+        for _ in voice.synthesize_stream(u.normalized_text):
+            firsts.append(time.perf_counter() - t0)
+            break
+        teacher = load_utterance_audio(u, sr)
+        mcds.append(mel_cepstral_distortion(teacher, wave, sr))
+        f0s.append(f0_rmse(teacher, wave, sr))
+        waves.append(wave)
+        refs.append(u.normalized_text)
+    for wave in waves:
+        import soxr
+
+        hyps.append(asr.transcribe(soxr.resample(wave, sr, 16000).astype(np.float32)).text)
+    rtfs = compute_s / max(audio_s, 1e-9)
+    out = {
+        "sentences": len(refs),
+        "asr_wer": round(error_rate(refs, hyps, unit="word").rate * 100, 2),
+        "mcd_db": round(float(np.mean(mcds)), 3),
+        "f0_rmse_hz": round(float(np.nanmean(f0s)), 2),
+        "rtf": round(rtfs, 4),
+        "first_chunk_ms_mean": round(1000 * float(np.mean(firsts)), 1),
+        "first_chunk_ms_p90": round(1000 * float(np.quantile(firsts, 0.9)), 1),
+        "threads": threads,
+    }
+    out["samples"] = waves[:SAMPLE_SENTENCES]
+    return out
+
+
+def teacher_wer(utts: list, asr) -> float:
+    from seqspeech.data.dataset import load_utterance_audio
+    from seqspeech.metrics.wer import error_rate
+
+    hyps = [asr.transcribe(load_utterance_audio(u, 16000)).text for u in utts]
+    return round(error_rate([u.normalized_text for u in utts], hyps, unit="word").rate * 100, 2)
+
+
+def tacotron_alignment_health(acoustic: Path, utts: list) -> dict:
+    import torch
+
+    from seqspeech.metrics.attention import alignment_metrics
+    from seqspeech.tts.package import load_tts_package
+
+    pkg = load_tts_package(acoustic, family="tacotron2", device="cpu")
+    diagonal = stopped = 0
+    for u in utts:
+        tokens = torch.tensor([pkg.frontend.encode(u.normalized_text)])
+        with torch.inference_mode():
+            out = pkg.model.infer(tokens, torch.tensor([tokens.shape[1]]))
+        weights = out.alignments[0].float()
+        m = alignment_metrics(weights)
+        diagonal += int(m.is_diagonal)
+        stopped += int(not bool(getattr(out, "hit_max_steps", torch.tensor([False]))[0]))
+    return {"sentences": len(utts), "diagonal_rate": round(diagonal / len(utts), 3),
+            "stop_token_rate": round(stopped / len(utts), 3)}
+
+
+def table(results: dict) -> str:
+    lines = ["| acoustic model | vocoder | ASR-WER (teacher: {t} %) | MCD (dB) | F0 RMSE (Hz) | RTF | first chunk |"
+             .format(t=results.get("teacher_asr_wer")), "|---|---|---|---|---|---|---|"]
+    for key, r in results["systems"].items():
+        acoustic, vocoder = key.split("+")
+        lines.append(f"| {acoustic} | {vocoder} | {r['asr_wer']:.2f} % | {r['mcd_db']:.2f} | {r['f0_rmse_hz']:.1f} | "
+                     f"{r['rtf']:.3f} | {r['first_chunk_ms_mean']:.0f} ms |")
+    lines.append("")
+    n = next(iter(results["systems"].values()), {}).get("sentences")
+    lines.append(f"{n} held-out sentences of the slt corpus; ASR: Whisper tiny.en (our default recogniser) on the "
+                 "synthesised audio vs on flite slt's own audio (the teacher); MCD: DTW-aligned mel cepstra against "
+                 f"the teacher's audio; RTF and first-chunk latency (streaming) with {results.get('threads')} CPU "
+                 "threads, watermark on.")
+    health = results.get("tacotron2_alignment")
+    if health:
+        lines.append(f"- Tacotron 2 alignment: {health['diagonal_rate']:.0%} of test sentences diagonal (no skip, "
+                     f"repeat or stuck decoding), {health['stop_token_rate']:.0%} stopped by the stop token.")
+    for name, run in (results.get("training") or {}).items():
+        if run:
+            lines.append(f"- {name}: {run.get('parameters', 0) / 1e6:.2f} M parameters, {run.get('steps')} steps in "
+                         f"{(run.get('train_seconds') or 0) / 60:.0f} min.")
+    return "\n".join(lines)
+
+
+def ship_voice(acoustic: str, runs: Path, results: dict) -> None:
+    from seqspeech.fileio import write_atomic
+    from seqspeech.tts.package import ACOUSTIC_FILE, VOCODER_FILE, load_tts_package, save_tts_package
+
+    dest = ROOT / "models" / VOICES[acoustic]
+    dest.mkdir(parents=True, exist_ok=True)
+    parts = {ACOUSTIC_FILE: _run(runs, acoustic) / "model.safetensors",
+             VOCODER_FILE: _run(runs, "hifigan") / "model.safetensors"}
+    for filename, src in parts.items():
+        pkg = load_tts_package(src, device="cpu")
+        save_tts_package(dest / filename, pkg.family, pkg.model, pkg.config, mel=pkg.mel, frontend=pkg.frontend,
+                         extra=None)
+    key = f"{acoustic}+hifigan"
+    card = {
+        "name": dest.name, "family": "tts",
+        "architecture": f"{acoustic} (acoustic model) + HiFi-GAN (vocoder), 16 kHz, phoneme input (CMUdict G2P)",
+        "recipes": [f"recipes/synth_slt/{acoustic}.yaml", "recipes/synth_slt/hifigan.yaml"]
+                   + (["recipes/synth_slt/aligner.yaml"] if acoustic == "fastspeech2" else []),
+        "data": DATA_CARD,
+        "training": {name: results["training"].get(name) for name in (acoustic, "hifigan")},
+        "metrics": results["systems"].get(key),
+        "teacher_asr_wer": results.get("teacher_asr_wer"),
+        "limitations": "Trained on one synthetic voice (flite slt) on 2 CPU cores: it sounds like a vocoded flite voice. "
+                       "Every output carries the seqspeech watermark unless turned off.",
+    }
+    write_atomic(dest / "model_card.json", json.dumps(card, indent=2) + "\n")
+    print(f"shipped {dest} ({sum(f.stat().st_size for f in dest.iterdir()) / 1e6:.1f} MB)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
+    ap.add_argument("--sentences", type=int, default=60)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--ship", action="store_true", help="copy the voices into models/")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "src"))
+    from seqspeech import load_model
+    from seqspeech.data.manifest import read_manifest
+    from seqspeech.fileio import write_atomic
+
+    runs = args.runs_dir.resolve()
+    if args.report_only:
+        results = json.loads(OUT.read_text())
+    else:
+        import numpy as np
+        import soundfile as sf
+
+        utts = read_manifest(DATA / "test.jsonl")[: args.sentences]
+        asr = load_model("whisper-tiny.en")
+        results = {"teacher_asr_wer": teacher_wer(utts, asr), "systems": {}, "threads": args.threads,
+                   "training": {name: training_summary(_run(runs, name))
+                                for name in (*ACOUSTIC, "aligner", "hifigan")}}
+        hifigan = _run(runs, "hifigan") / "model.safetensors"
+        SAMPLES.mkdir(parents=True, exist_ok=True)
+        for i, u in enumerate(utts[:SAMPLE_SENTENCES]):
+            from seqspeech.data.dataset import load_utterance_audio
+
+            sf.write(SAMPLES / f"teacher-{i + 1}.wav", load_utterance_audio(u, 16000), 16000, subtype="PCM_16")
+        for acoustic in ACOUSTIC:
+            model = _run(runs, acoustic) / "model.safetensors"
+            if not model.exists():
+                continue
+            for vocoder in ([None, hifigan] if hifigan.exists() else [None]):
+                key = f"{acoustic}+{'hifigan' if vocoder else 'griffin-lim'}"
+                r = evaluate_system(model, vocoder, utts, asr, args.threads)
+                for i, wave in enumerate(r.pop("samples")):
+                    sf.write(SAMPLES / f"{key.replace('+', '-')}-{i + 1}.wav", np.asarray(wave), 16000,
+                             subtype="PCM_16")
+                results["systems"][key] = r
+                print(key, r, flush=True)
+            if acoustic == "tacotron2":
+                results["tacotron2_alignment"] = tacotron_alignment_health(model, utts)
+        results["sample_texts"] = [u.normalized_text for u in utts[:SAMPLE_SENTENCES]]
+        results["runs"] = {name: relative(_run(runs, name)) for name in (*ACOUSTIC, "aligner", "hifigan")}
+        write_atomic(OUT, json.dumps(results, indent=2) + "\n")
+    update_readme("tts_synth", table(results))
+    print(table(results))
+    if args.ship:
+        for acoustic in ACOUSTIC:
+            if f"{acoustic}+hifigan" in results["systems"]:
+                ship_voice(acoustic, runs, results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

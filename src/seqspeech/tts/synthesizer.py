@@ -1,0 +1,232 @@
+"""Text in, waveform out: front end -> acoustic model (FastSpeech 2 or Tacotron 2) -> vocoder -> watermark.
+
+``Synthesizer.synthesize(text)`` returns the whole waveform; ``synthesize_stream(text)`` yields audio chunks as
+soon as they are ready: sentence by sentence, the acoustic model's mel chunks are vocoded with overlap (so joins are
+inaudible) and watermarked on the fly. Both paths share every step, so a stream concatenates to the offline audio
+except within the vocoder's overlap regions (Griffin-Lim) — exactly with HiFi-GAN, whose receptive field is finite.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError, ModelLoadError
+from .mel import MelConfig
+from .package import ACOUSTIC_FAMILIES, ACOUSTIC_FILE, VOCODER_FAMILIES, VOCODER_FILE, TTSPackage, load_tts_package
+
+DEFAULT_CHUNK_FRAMES = 24  # 384 ms of audio per streamed mel chunk at hop 256 / 16 kHz
+SENTENCE_PAUSE_S = 0.12
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """``speed`` > 1 speaks faster; ``pitch`` shifts by semitones and ``energy`` scales loudness (FastSpeech 2;
+    Tacotron 2 supports ``speed`` only, by resampling its mel in time); ``watermark`` embeds the keyed watermark."""
+
+    speed: float = 1.0
+    pitch: float = 0.0
+    energy: float = 1.0
+    watermark: bool = True
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    seed: int | None = 0  # Tacotron 2's prenet dropout stays on at inference: a seed makes its output repeatable
+
+    def __post_init__(self) -> None:
+        if not 0.25 <= self.speed <= 4.0:
+            raise ConfigError(f"speed must lie in [0.25, 4], got {self.speed}")
+        if not -12.0 <= self.pitch <= 12.0:
+            raise ConfigError(f"pitch shift must lie in [-12, 12] semitones, got {self.pitch}")
+        if not 0.1 <= self.energy <= 4.0:
+            raise ConfigError(f"energy scale must lie in [0.1, 4], got {self.energy}")
+        if self.chunk_frames < 4:
+            raise ConfigError(f"chunk_frames must be >= 4, got {self.chunk_frames}")
+
+
+class Synthesizer:
+    """A voice: acoustic model package + vocoder (a HiFi-GAN package, or Griffin-Lim when None)."""
+
+    def __init__(self, acoustic: TTSPackage, vocoder: TTSPackage | None = None, *,
+                 device: str | torch.device | None = None) -> None:
+        if acoustic.family not in ACOUSTIC_FAMILIES:
+            raise ModelLoadError(f"{acoustic.path}: a {acoustic.family!r} model cannot speak text; need one of "
+                                 f"{ACOUSTIC_FAMILIES}")
+        if acoustic.frontend is None:
+            raise ModelLoadError(f"{acoustic.path}: the acoustic model has no text front end in its metadata")
+        if vocoder is not None and vocoder.mel != acoustic.mel:
+            raise ModelLoadError(f"{vocoder.path}: the vocoder's mel settings {vocoder.mel} differ from the acoustic "
+                                 f"model's {acoustic.mel}")
+        self.acoustic = acoustic
+        self.device = torch.device(device) if device else next(acoustic.model.parameters()).device
+        self.acoustic.model.to(self.device)
+        if vocoder is None:
+            from .vocoders.griffin_lim import GriffinLim
+
+            self.vocoder: Any = GriffinLim(acoustic.mel).to(self.device)
+            self.vocoder_name = "griffin-lim"
+        else:
+            self.vocoder = vocoder.model.to(self.device)
+            self.vocoder_name = vocoder.family
+        self.mel_config: MelConfig = acoustic.mel
+        self.frontend = acoustic.frontend
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_path(cls, path: str | os.PathLike, *, vocoder: str | os.PathLike | None = None,
+                  device: str | torch.device | None = None) -> Synthesizer:
+        """A voice folder (``acoustic.safetensors`` + optional ``vocoder.safetensors``) or an acoustic model file;
+        ``vocoder``: a HiFi-GAN package path, ``"griffin-lim"``, or None (the folder's vocoder, else Griffin-Lim)."""
+        p = Path(path)
+        acoustic_path = p / ACOUSTIC_FILE if p.is_dir() else p
+        if not acoustic_path.is_file():
+            raise ModelLoadError(f"{p}: no acoustic model ({ACOUSTIC_FILE}) found")
+        acoustic = load_tts_package(acoustic_path, family=ACOUSTIC_FAMILIES, device=device)
+        voc: TTSPackage | None = None
+        if vocoder is None and p.is_dir() and (p / VOCODER_FILE).is_file():
+            vocoder = p / VOCODER_FILE
+        if vocoder is not None and str(vocoder) != "griffin-lim":
+            voc = load_tts_package(vocoder, family=VOCODER_FAMILIES, device=device)
+        return cls(acoustic, voc, device=device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.mel_config.sample_rate
+
+    # ------------------------------------------------------------------ steps
+    def sentences(self, text: str) -> list[str]:
+        if not isinstance(text, str):
+            raise DataError(f"text must be a string, got {type(text).__name__}")
+        parts = [s for s in self.frontend.split_sentences(text) if s.strip()]
+        speakable = []
+        for s in parts:
+            try:
+                self.frontend.encode(s)
+            except DataError:
+                continue  # e.g. a stray "..." between sentences
+            speakable.append(s)
+        if not speakable:
+            self.frontend.encode(text)  # raises the front end's clear error for the whole text
+            raise DataError(f"nothing speakable in {text[:80]!r}")
+        return speakable
+
+    def _tokens(self, sentence: str) -> torch.Tensor:
+        return torch.tensor([self.frontend.encode(sentence)], dtype=torch.long, device=self.device)
+
+    def _fs2_kwargs(self, opts: SynthesisOptions) -> dict[str, float]:
+        return {"speed": opts.speed, "pitch_shift": opts.pitch, "energy_scale": opts.energy}
+
+    def _generator(self, opts: SynthesisOptions) -> torch.Generator | None:
+        if opts.seed is None:
+            return None
+        return torch.Generator(device=self.device).manual_seed(opts.seed)
+
+    def _check_controls(self, opts: SynthesisOptions) -> None:
+        if self.acoustic.family == "tacotron2" and (opts.pitch != 0.0 or opts.energy != 1.0):
+            raise ConfigError("pitch and energy controls need a FastSpeech 2 voice; Tacotron 2 supports speed only")
+
+    @torch.inference_mode()
+    def mel(self, sentence: str, opts: SynthesisOptions | None = None) -> torch.Tensor:
+        """The acoustic model's log-mel ``(n_mels, T)`` for one sentence."""
+        opts = opts or SynthesisOptions()
+        self._check_controls(opts)
+        tokens = self._tokens(sentence)
+        lens = torch.tensor([tokens.shape[1]], device=self.device)
+        model = self.acoustic.model
+        if self.acoustic.family == "fastspeech2":
+            out = model.infer(tokens, lens, **self._fs2_kwargs(opts))
+        else:
+            out = model.infer(tokens, lens, generator=self._generator(opts))
+        mel = out.mels[0, :, : int(out.mel_lens[0])]
+        return _stretch(mel, opts.speed) if self.acoustic.family == "tacotron2" else mel
+
+    def mel_chunks(self, sentence: str, opts: SynthesisOptions) -> Iterator[torch.Tensor]:
+        """The same mel as :meth:`mel`, in chunks as the acoustic model produces them."""
+        self._check_controls(opts)
+        tokens = self._tokens(sentence)
+        model = self.acoustic.model
+        with torch.inference_mode():
+            if self.acoustic.family == "fastspeech2":
+                yield from model.infer_stream(tokens, chunk_frames=opts.chunk_frames, **self._fs2_kwargs(opts))
+            elif opts.speed != 1.0:  # resampling in time needs the whole mel
+                yield self.mel(sentence, opts)
+            else:
+                yield from model.infer_stream(tokens, chunk_frames=opts.chunk_frames, generator=self._generator(opts))
+
+    @torch.inference_mode()
+    def vocode(self, mel: torch.Tensor) -> np.ndarray:
+        wave = self.vocoder.infer(mel.unsqueeze(0).to(self.device))
+        return wave.reshape(-1).float().cpu().numpy()
+
+    def _pause(self) -> np.ndarray:
+        return np.zeros(round(SENTENCE_PAUSE_S * self.sample_rate), np.float32)
+
+    # ------------------------------------------------------------------ public
+    def synthesize(self, text: str, **options: Any) -> np.ndarray:
+        """Speak ``text``: float32 mono samples at :attr:`sample_rate` (options: :class:`SynthesisOptions`)."""
+        opts = SynthesisOptions(**options)
+        pieces: list[np.ndarray] = []
+        for i, sentence in enumerate(self.sentences(text)):
+            if i:
+                pieces.append(self._pause())
+            pieces.append(self.vocode(self.mel(sentence, opts)))
+        wave = np.clip(np.concatenate(pieces), -1.0, 1.0).astype(np.float32)
+        if opts.watermark:
+            from ..audio.watermark import embed_watermark
+
+            wave = embed_watermark(wave, self.sample_rate)
+        return wave
+
+    def synthesize_stream(self, text: str, **options: Any) -> Iterator[np.ndarray]:
+        """Yield float32 audio chunks of ``text`` as they are ready (watermarked unless ``watermark=False``)."""
+        from .vocoders.streaming import StreamingVocoder
+
+        opts = SynthesisOptions(**options)
+        marker = None
+        if opts.watermark:
+            from ..audio.watermark import StreamingWatermarker
+
+            marker = StreamingWatermarker(self.sample_rate)
+
+        def emit(samples: np.ndarray) -> Iterator[np.ndarray]:
+            samples = np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0)
+            if marker is not None:
+                samples = marker.push(samples)
+            if samples.size:
+                yield samples
+
+        for i, sentence in enumerate(self.sentences(text)):
+            if i:
+                yield from emit(self._pause())
+            stream = StreamingVocoder(self.vocoder)
+            for chunk in self.mel_chunks(sentence, opts):
+                with torch.inference_mode():
+                    yield from emit(_to_numpy(stream.push(chunk.to(self.device))))
+            with torch.inference_mode():
+                yield from emit(_to_numpy(stream.finish()))
+        if marker is not None:
+            tail = marker.finish()
+            if tail.size:
+                yield tail
+
+    def with_vocoder(self, vocoder: TTSPackage | None) -> Synthesizer:
+        return Synthesizer(replace(self.acoustic), vocoder, device=self.device)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.reshape(-1).float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32).reshape(-1)
+
+
+def _stretch(mel: torch.Tensor, speed: float) -> torch.Tensor:
+    """Resample a mel ``(n_mels, T)`` in time to ``T / speed`` frames (linear interpolation)."""
+    if speed == 1.0:
+        return mel
+    frames = max(1, round(mel.shape[-1] / speed))
+    return torch.nn.functional.interpolate(mel.unsqueeze(0), size=frames, mode="linear",
+                                           align_corners=True).squeeze(0)
