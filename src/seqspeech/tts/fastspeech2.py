@@ -59,6 +59,7 @@ from ..nn.attention import MultiHeadAttention
 from ..nn.masks import make_pad_mask
 from ..nn.positional import sinusoidal_positions
 from .alignment import durations_to_log, length_regulate, scale_durations
+from .layers import Postnet
 from .mel import TTS_LOG_SILENCE, TTS_N_MELS
 
 __all__ = [
@@ -68,7 +69,6 @@ __all__ = [
     "FastSpeech2",
     "FastSpeech2Config",
     "FastSpeech2Output",
-    "Postnet",
     "VariancePredictor",
     "fastspeech2_base",
     "fastspeech2_small",
@@ -312,33 +312,6 @@ class FFTStack(nn.Module):
         return x
 
 
-class Postnet(nn.Module):
-    """Tacotron 2 post-net: ``layers`` Conv1d(kernel) + BatchNorm (tanh on all but the last) with dropout;
-    ``x (B, T, M)``, ``pad_mask (B, T)`` -> the residual ``(B, T, M)`` (padded positions zeroed before each conv)."""
-
-    def __init__(self, n_mels: int, channels: int, layers: int, kernel: int, dropout: float) -> None:
-        super().__init__()
-        widths = [n_mels] + [channels] * (layers - 1) + [n_mels]
-        self.convs = nn.ModuleList(
-            nn.Conv1d(widths[i], widths[i + 1], kernel, padding=kernel // 2) for i in range(layers)
-        )
-        self.norms = nn.ModuleList(nn.BatchNorm1d(widths[i + 1]) for i in range(layers))
-        self.dropout = nn.Dropout(dropout)
-        self.kernel = kernel
-
-    @property
-    def context(self) -> int:
-        return len(self.convs) * (self.kernel // 2)
-
-    def forward(self, x: Tensor, pad_mask: Tensor) -> Tensor:
-        keep = ~pad_mask.unsqueeze(1)  # (B, 1, T)
-        y = x.transpose(1, 2)
-        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            y = norm(conv(y * keep))
-            y = self.dropout(torch.tanh(y) if i < len(self.convs) - 1 else y)
-        return y.transpose(1, 2)
-
-
 # -- model ---------------------------------------------------------------------------------------------------
 
 
@@ -376,7 +349,7 @@ class FastSpeech2(nn.Module):
                                 window=c.decoder_window)
         self.mel_linear = nn.Linear(c.d_model, c.n_mels)
         self.postnet = (
-            Postnet(c.n_mels, c.postnet_channels, c.postnet_layers, c.postnet_kernel, c.dropout)
+            Postnet(c.n_mels, c.postnet_channels, c.postnet_layers, c.postnet_kernel, c.dropout)  # Tacotron 2's
             if c.postnet_layers else None
         )
 
@@ -421,7 +394,7 @@ class FastSpeech2(nn.Module):
         before = self.mel_linear(y)
         if self.postnet is None:
             return before, before
-        return before, before + self.postnet(before, make_pad_mask(lens, x.size(1)))
+        return before, before + self.postnet(before.transpose(1, 2), lens).transpose(1, 2)
 
     # -- training ---------------------------------------------------------------------------------------------
 
