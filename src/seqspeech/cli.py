@@ -1,4 +1,5 @@
-"""`seqspeech` command line: transcribe, evaluate, train, align, plot-attention, corpus, synthesize."""
+"""`seqspeech` command line: transcribe, evaluate, train, align, plot-attention, corpus, synthesize,
+detect-watermark."""
 
 from __future__ import annotations
 
@@ -327,9 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plot_attention(sub)
     from .cli_corpus import add_parser as add_corpus
     from .cli_tts import add_parser as add_synthesize
+    from .cli_watermark import add_parser as add_detect_watermark
 
     add_corpus(sub)
     add_synthesize(sub)
+    add_detect_watermark(sub)
     return parser
 
 
