@@ -37,6 +37,8 @@ from common import (  # noqa: E402
 OUT = ROOT / "results" / "asr_attention_synth.json"
 MODES = ("greedy", "beam", "beam_lm")
 RECIPES = ("las_content", "las_location", "las_monotonic", "las_mocha", "aed_conformer")
+# the las_location run resumed to 80 minutes of training (`train --resume --set train.max_minutes=80`)
+EXTENDED = ("las_location-80min",)
 # las_location twice with the same short budget, with and without the guided-attention loss
 ABLATION = ("las_location-guided", "las_location-noguide")
 DIAGONAL_SHARE = 0.9
@@ -239,7 +241,8 @@ def table(results: dict) -> str:
                  "weight 0.3; LAS: EOS threshold 1.5, length penalty 0.6); beam+LM adds the 3-gram word LM with the "
                  "weight tuned on dev (per run, in the JSON). Diagonal: share of utterances whose greedy alignment has "
                  "no skip, repeat or stuck run and most attention near the diagonal (metrics/attention.py). 40 "
-                 "minutes of training on 2 CPU cores each.")
+                 "minutes of training on 2 CPU cores each (las_location-80min: the las_location run resumed to 80 "
+                 "minutes).")
     for name, run in results["runs"].items():
         speed = run.get("alignment_speed") or {}
         if speed.get("step") is not None:
@@ -274,10 +277,11 @@ def ship_attention(recipe: str, run_results: dict, run: Path, dest: Path) -> Non
         "architecture": ARCHITECTURES[model["family"]].format(attention=model.get("attention")),
         "parameters": (run_results.get("training") or {}).get("parameters"),
         "tokenizer": "characters; lower-case spoken-form output",
-        "recipe": f"recipes/synth_en/{recipe}.yaml",
+        "recipe": f"recipes/synth_en/{recipe.split('-')[0]}.yaml"
+                  + (f" (resumed to {resolved['train']['max_minutes']:g} min of training)" if "-" in recipe else ""),
         "data": DATA_CARD,
         "training": run_results.get("training"),
-        "checkpoint": "40 min, averaged",
+        "checkpoint": f"{resolved['train']['max_minutes']:g} min, averaged",
         "metrics": {name: {m: r[m] for m in MODES} | {"utterances": r["utterances"],
                                                                  "attention": r.get("attention")}
                     for name, r in run_results["sets"].items()},
@@ -323,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(OUT.read_text()) if args.only and OUT.exists() else fresh
         results = {**fresh, **results, "ctc": fresh["ctc"]}
         wanted = (lambda name: True) if not args.only else (lambda name: name in args.only)
-        for recipe in RECIPES:
+        for recipe in RECIPES + EXTENDED:
             run = _run_dir(runs_dir, recipe)
             if wanted(recipe) and (run / "model.safetensors").exists():
                 results["runs"][recipe] = evaluate_run(run, args.max_utterances, args.beam_size)

@@ -84,6 +84,15 @@ MODELS: dict[str, ZooEntry] = {
             "CTC/attention beam search",
             locate=_repo_model("aed-conformer-synth-en"),
         ),
+        ZooEntry(
+            name="las-synth-en",
+            family="las",
+            description="Listen, Attend and Spell (pyramidal BiLSTM listener, location-aware attention, LSTM speller, "
+            "characters) trained from scratch on 2 CPU cores on our synthetic English corpus "
+            "(recipes/synth_en/las_location.yaml, 80 min); attention beam search with EOS threshold and length "
+            "penalty",
+            locate=_repo_model("las-synth-en"),
+        ),
     ]
 }
 
