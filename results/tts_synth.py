@@ -48,14 +48,14 @@ def evaluate_system(acoustic: Path, vocoder: Path | None, utts: list, asr, threa
     import torch
 
     from seqspeech.data.dataset import load_utterance_audio
-    from seqspeech.metrics.tts import f0_rmse, mel_cepstral_distortion
+    from seqspeech.metrics.tts import tts_metrics
     from seqspeech.metrics.wer import error_rate
     from seqspeech.tts.synthesizer import Synthesizer
 
     torch.set_num_threads(threads)
     voice = Synthesizer.from_path(acoustic, vocoder=vocoder if vocoder is not None else "griffin-lim", device="cpu")
     sr = voice.sample_rate
-    refs, hyps, mcds, f0s, rtfs, firsts, waves = [], [], [], [], [], [], []
+    refs, hyps, mcds, f0s, firsts, waves = [], [], [], [], [], []
     audio_s = compute_s = 0.0
     for u in utts:
         t0 = time.perf_counter()
@@ -67,21 +67,21 @@ def evaluate_system(acoustic: Path, vocoder: Path | None, utts: list, asr, threa
             firsts.append(time.perf_counter() - t0)
             break
         teacher = load_utterance_audio(u, sr)
-        mcds.append(mel_cepstral_distortion(teacher, wave, sr))
-        f0s.append(f0_rmse(teacher, wave, sr))
+        metrics = tts_metrics(teacher, wave, sr)  # MCD and F0 RMSE on one DTW path
+        mcds.append(metrics.mcd_db)
+        f0s.append(metrics.f0_rmse_hz)
         waves.append(wave)
         refs.append(u.normalized_text)
     for wave in waves:
         import soxr
 
         hyps.append(asr.transcribe(soxr.resample(wave, sr, 16000).astype(np.float32)).text)
-    rtfs = compute_s / max(audio_s, 1e-9)
     out = {
         "sentences": len(refs),
         "asr_wer": round(error_rate(refs, hyps, unit="word").rate * 100, 2),
         "mcd_db": round(float(np.mean(mcds)), 3),
         "f0_rmse_hz": round(float(np.nanmean(f0s)), 2),
-        "rtf": round(rtfs, 4),
+        "rtf": round(compute_s / max(audio_s, 1e-9), 4),
         "first_chunk_ms_mean": round(1000 * float(np.mean(firsts)), 1),
         "first_chunk_ms_p90": round(1000 * float(np.quantile(firsts, 0.9)), 1),
         "threads": threads,

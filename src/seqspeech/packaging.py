@@ -5,6 +5,7 @@ checkpoint (``*.pt``) carrying the same metadata in its ``extra`` state.
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -81,3 +82,12 @@ def json_field(meta: Mapping[str, str], key: str, where: str) -> Any:
         raise ModelLoadError(f"{where}: model metadata lacks {key!r}") from None
     except json.JSONDecodeError as e:
         raise ModelLoadError(f"{where}: corrupt {key!r} metadata: {e}") from None
+
+
+def registry_parts(registry: Mapping[str, str], family: str, what: str = "model") -> list[Any]:
+    """The objects named by ``registry[family]`` (``"module:Name:Name"``), importing the module on use."""
+    if family not in registry:
+        raise ModelLoadError(f"unknown {what} family {family!r}; known: {sorted(registry)}")
+    module, *names = registry[family].split(":")
+    mod = importlib.import_module(module)
+    return [getattr(mod, name) for name in names]

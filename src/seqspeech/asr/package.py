@@ -11,7 +11,6 @@ when a model of that family is loaded, so reading a CTC model never imports the 
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -23,7 +22,9 @@ import torch
 from ..config import from_mapping, to_mapping
 from ..data.dataset import FeatureConfig
 from ..errors import ConfigError, ModelLoadError
-from ..packaging import FORMAT_PREFIX, checkpoint_package, format_family, read_metadata, read_weights, write_weights
+from ..packaging import (
+    FORMAT_PREFIX, checkpoint_package, format_family, read_metadata, read_weights, registry_parts, write_weights,
+)
 from ..text.tokenizers import Tokenizer, tokenizer_from_dict, tokenizer_to_dict
 
 WEIGHTS_FILENAME = "model.safetensors"
@@ -49,11 +50,8 @@ class ModelPackage:
 
 
 def family_parts(family: str) -> tuple[type, Any]:
-    if family not in FAMILIES:
-        raise ModelLoadError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")
-    module, config_name, builder_name = FAMILIES[family].split(":")
-    mod = importlib.import_module(module)
-    return getattr(mod, config_name), getattr(mod, builder_name)
+    config_cls, builder = registry_parts(FAMILIES, family)
+    return config_cls, builder
 
 
 def package_metadata(family: str, config: Any, features: FeatureConfig, tokenizer: Tokenizer) -> dict[str, str]:

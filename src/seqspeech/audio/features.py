@@ -119,10 +119,12 @@ def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return np.where(mel >= log_start_mel, logarithmic, linear)
 
 
-def _slaney_mel_matrix(n_mels: int, sr: int, n_fft: int) -> np.ndarray:
-    """``(n_mels, n_fft // 2 + 1)`` float64 Slaney-scale triangles, area-normalised (librosa defaults)."""
+def _slaney_mel_matrix(n_mels: int, sr: int, n_fft: int, f_min: float = 0.0, f_max: float | None = None) -> np.ndarray:
+    """``(n_mels, n_fft // 2 + 1)`` float64 Slaney-scale triangles over ``[f_min, f_max]`` (default: 0 to Nyquist),
+    area-normalised (librosa defaults)."""
     fft_hz = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
-    edges_hz = _slaney_mel_to_hz(np.linspace(_hz_to_slaney_mel(0.0), _hz_to_slaney_mel(sr / 2), n_mels + 2))
+    top = sr / 2 if f_max is None else f_max
+    edges_hz = _slaney_mel_to_hz(np.linspace(_hz_to_slaney_mel(f_min), _hz_to_slaney_mel(top), n_mels + 2))
     widths = np.diff(edges_hz)
     ramps = edges_hz[:, None] - fft_hz[None, :]
     rising = -ramps[:-2] / widths[:-1, None]

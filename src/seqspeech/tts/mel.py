@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio.features import mel_filters
+from ..audio.features import _slaney_mel_matrix, mel_filters
 
 TTS_SAMPLE_RATE = 16_000  # flite slt speaks at 16 kHz; the default voice is trained at its native rate
 TTS_N_FFT = 1024
@@ -59,20 +59,10 @@ class MelConfig:
 
 @cache
 def _band_matrix(n_mels: int, sr: int, n_fft: int, f_min: float, f_max: float | None, device: str) -> torch.Tensor:
-    full = mel_filters(n_mels, sr=sr, n_fft=n_fft, device=device) if f_min == 0.0 and f_max is None else None
-    if full is not None:
-        return full
-    from ..audio.features import _hz_to_slaney_mel, _slaney_mel_to_hz  # noqa: PLC0415 (band-limited: rare)
-    import numpy as np  # noqa: PLC0415
-
-    top = sr / 2 if f_max is None else f_max
-    fft_hz = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
-    edges = _slaney_mel_to_hz(np.linspace(_hz_to_slaney_mel(f_min), _hz_to_slaney_mel(top), n_mels + 2))
-    ramps = edges[:, None] - fft_hz[None, :]
-    rising = -ramps[:-2] / np.diff(edges)[:-1, None]
-    falling = ramps[2:] / np.diff(edges)[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    return torch.from_numpy(weights.astype(np.float32)).to(device)
+    if f_min == 0.0 and f_max is None:
+        return mel_filters(n_mels, sr=sr, n_fft=n_fft, device=device)
+    weights = _slaney_mel_matrix(n_mels, sr, n_fft, f_min, f_max)
+    return torch.from_numpy(weights.astype("float32")).to(device)
 
 
 class MelSpectrogram(nn.Module):

@@ -12,7 +12,6 @@ Griffin-Lim) and ``model_card.json``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,8 +21,10 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, ModelLoadError
-from ..packaging import FORMAT_PREFIX, checkpoint_package, format_family, json_field, read_metadata, read_weights
-from ..packaging import write_weights
+from ..packaging import (
+    FORMAT_PREFIX, checkpoint_package, format_family, json_field, read_metadata, read_weights, registry_parts,
+    write_weights,
+)
 from .mel import MelConfig
 
 # family -> "module:ConfigClass:ModelClass"; every model class is built as ModelClass(config)
@@ -51,11 +52,8 @@ class TTSPackage:
 
 
 def tts_family_parts(family: str) -> tuple[type, type]:
-    if family not in TTS_FAMILIES:
-        raise ModelLoadError(f"unknown TTS model family {family!r}; known: {sorted(TTS_FAMILIES)}")
-    module, config_name, model_name = TTS_FAMILIES[family].split(":")
-    mod = importlib.import_module(module)
-    return getattr(mod, config_name), getattr(mod, model_name)
+    config_cls, model_cls = registry_parts(TTS_FAMILIES, family, "TTS model")
+    return config_cls, model_cls
 
 
 def tts_metadata(family: str, config: Any, mel: MelConfig, frontend: Any | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -212,9 +212,6 @@ class Synthesizer:
             tail = marker.finish()
             if tail.size:
                 yield tail
-
-    def with_vocoder(self, vocoder: TTSPackage | None) -> Synthesizer:
-        return Synthesizer(replace(self.acoustic), vocoder, device=self.device)
 
 
 def _to_numpy(x: Any) -> np.ndarray:
