@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         results = json.loads(OUT.read_text())
     else:
-        import numpy as np
-        import soundfile as sf
+        from seqspeech.audio.io import write_wav
+        from seqspeech.data.dataset import load_utterance_audio
 
         utts = read_manifest(DATA / "test.jsonl")[: args.sentences]
         asr = load_model("whisper-tiny.en")
@@ -199,9 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         hifigan = _run(runs, "hifigan") / "model.safetensors"
         SAMPLES.mkdir(parents=True, exist_ok=True)
         for i, u in enumerate(utts[:SAMPLE_SENTENCES]):
-            from seqspeech.data.dataset import load_utterance_audio
-
-            sf.write(SAMPLES / f"teacher-{i + 1}.wav", load_utterance_audio(u, 16000), 16000, subtype="PCM_16")
+            write_wav(SAMPLES / f"teacher-{i + 1}.wav", load_utterance_audio(u, 16000), 16000)
         for acoustic in ACOUSTIC:
             model = _run(runs, acoustic) / "model.safetensors"
             if not model.exists():
@@ -210,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 key = f"{acoustic}+{'hifigan' if vocoder else 'griffin-lim'}"
                 r = evaluate_system(model, vocoder, utts, asr, args.threads)
                 for i, wave in enumerate(r.pop("samples")):
-                    sf.write(SAMPLES / f"{key.replace('+', '-')}-{i + 1}.wav", np.asarray(wave), 16000,
-                             subtype="PCM_16")
+                    write_wav(SAMPLES / f"{key.replace('+', '-')}-{i + 1}.wav", wave, 16000)
                 results["systems"][key] = r
                 print(key, r, flush=True)
             if acoustic == "tacotron2":

@@ -19,3 +19,8 @@ def test_demo_runs_every_shipped_model(tmp_path, capsys):
         assert f"with {name}" in out, name
     assert "word timestamps (CTC forced alignment): the@" in out
     assert "attention of the first clip: diagonality" in out
+    # and back again: the default voice speaks Whisper's first transcript, Whisper reads it back
+    spoken = next(line for line in out.splitlines() if "transcript spoken" in line).split(":", 1)[1].strip()
+    back = next(line for line in out.splitlines() if "transcribed back" in line).split(":", 1)[1].strip()
+    assert spoken and back and "watermark present" in out
+    assert (tmp_path / "spoken.wav").is_file()

@@ -36,17 +36,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_synthesize)
 
 
-def _write_wav(path: Path, wave, sample_rate: int) -> None:
-    import io
-
-    import soundfile as sf
-
-    from .fileio import write_atomic
-
-    buffer = io.BytesIO()
-    sf.write(buffer, wave, sample_rate, subtype="PCM_16", format="WAV")
-    write_atomic(path, buffer.getvalue())
-
 
 def _speak(voice, text: str, args: argparse.Namespace) -> tuple:
     import numpy as np
@@ -66,6 +55,7 @@ def _speak(voice, text: str, args: argparse.Namespace) -> tuple:
 
 def _cmd_synthesize(args: argparse.Namespace) -> int:
     from . import load_voice
+    from .audio.io import write_wav
 
     if args.input is not None:
         if args.text is not None or args.output is not None:
@@ -98,7 +88,7 @@ def _cmd_synthesize(args: argparse.Namespace) -> int:
             print(f"seqspeech: line {number} of {args.input}: {e}", file=sys.stderr)
             failed += 1
             continue
-        _write_wav(path, wave, voice.sample_rate)
+        write_wav(path, wave, voice.sample_rate)
         audio_s = len(wave) / voice.sample_rate
         report = {"output": str(path), "seconds": round(audio_s, 3), "rtf": round(seconds / max(audio_s, 1e-9), 4),
                   "watermark": args.watermark}

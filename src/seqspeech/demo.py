@@ -1,7 +1,10 @@
-"""`make demo`: synthesize a few sentences with espeak-ng and flite, transcribe them with the embedded default
-Whisper model and with our own Conformer-CTC model (trained on 2 CPU cores, shipped in models/), and score both.
+"""`make demo`: from waveforms to words and back again.
 
-    python -m seqspeech.demo [--model NAME] [--ctc-model NAME] [--aed-model NAME] [--out DIR]
+Synthesize a few sentences with espeak-ng and flite, transcribe them with the embedded default Whisper model and with
+our own models (trained on 2 CPU cores, shipped in models/) and score them; then speak the first transcript with our
+default voice (FastSpeech 2 + HiFi-GAN, `slt`), transcribe that speech back and print both transcripts.
+
+    python -m seqspeech.demo [--model NAME] [--ctc-model NAME] [--aed-model NAME] [--voice NAME] [--out DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="whisper-tiny.en")
     ap.add_argument("--ctc-model", default="ctc-conformer-synth-en", help="'' skips the CTC part")
     ap.add_argument("--aed-model", default="aed-conformer-synth-en", help="'' skips the AED part")
+    ap.add_argument("--voice", default="slt", help="text-to-speech voice for the round trip ('' skips it)")
     ap.add_argument("--out", type=Path, default=None, help="keep the clips here (default: a temp dir)")
     args = ap.parse_args(argv)
 
@@ -55,7 +59,32 @@ def main(argv: list[str] | None = None) -> int:
         m = aed.alignment(paths[0]).metrics
         print(f"attention of the first clip: diagonality {m.diagonality:.2f}, focus rate {m.focus_rate:.2f}, "
               f"{len(m.skips)} skips, {len(m.repeats)} repeats ({'diagonal' if m.is_diagonal else 'not diagonal'})")
+    if args.voice:
+        _round_trip(seqspeech, args.voice, asr, transcripts[0].text, out)
     return 0
+
+
+def _round_trip(seqspeech, voice_name: str, asr, text: str, out: Path) -> None:
+    """Words back to a waveform: speak ``text`` with the voice, transcribe the speech with ``asr``, compare."""
+    from .audio.io import write_wav
+    from .audio.watermark import detect_watermark
+    from .metrics.wer import wer
+
+    print(f"\nloading voice {voice_name} ...", flush=True)
+    voice = seqspeech.load_voice(voice_name)
+    t0 = time.perf_counter()
+    wave = voice.synthesize(text)
+    wall = time.perf_counter() - t0
+    path = out / "spoken.wav"
+    write_wav(path, wave, voice.sample_rate)
+    audio_s = len(wave) / voice.sample_rate
+    back = asr.transcribe(str(path), beam_size=5).text
+    mark = detect_watermark(wave, voice.sample_rate)
+    print(f"spoke {audio_s:.1f} s in {wall:.2f} s (RTF {wall / audio_s:.3f}) -> {path}")
+    print(f"  transcript spoken : {text.strip()}")
+    print(f"  transcribed back  : {back.strip()}")
+    print(f"  WER between them {wer([text], [back]) * 100:.1f} %; watermark "
+          f"{'present' if mark.present else 'absent'} (score {mark.score:.2f})")
 
 
 def _ours(seqspeech, name: str, paths: list[str], audio_s: float, **options):

@@ -93,6 +93,20 @@ MODELS: dict[str, ZooEntry] = {
             "penalty",
             locate=_repo_model("las-synth-en"),
         ),
+        ZooEntry(
+            name="slt",
+            family="tts",
+            description="the default text-to-speech voice: FastSpeech 2 (durations from our CTC aligner) + HiFi-GAN "
+            "V2, trained from scratch on 2 CPU cores on flite's slt voice (recipes/synth_slt/)",
+            locate=_repo_model("slt"),
+        ),
+        ZooEntry(
+            name="tacotron2-slt",
+            family="tts",
+            description="Tacotron 2 (location-sensitive attention, reduction factor 2) + the slt HiFi-GAN, trained "
+            "from scratch on 2 CPU cores on flite's slt voice (recipes/synth_slt/tacotron2.yaml)",
+            locate=_repo_model("tacotron2-slt"),
+        ),
     ]
 }
 

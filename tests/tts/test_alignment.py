@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -275,3 +277,32 @@ def test_aligner_config_validation_and_round_trip() -> None:
                 {"vocab_size": 9, "dropout": 1.0}, {"vocab_size": 9, "conv_layers": -1}):
         with pytest.raises(ConfigError):
             CTCAlignerConfig(**bad)
+
+
+def test_aligner_standardises_its_input_with_the_configured_statistics() -> None:
+    """Shifting and scaling the mels by (mel_mean, mel_std) and configuring those gives the same log-probs."""
+    batch, _ = toy_corpus(2, seed=6)
+    plain = tiny_aligner().eval()
+    torch.manual_seed(0)
+    shifted = CTCAligner(dataclasses.replace(plain.config, mel_mean=-6.0, mel_std=2.5)).eval()
+    shifted.load_state_dict(plain.state_dict())
+    plain_config = dataclasses.replace(plain.config, mel_mean=0.0, mel_std=1.0)
+    plain.config = plain_config
+    moved = batch["mels"] * 2.5 - 6.0
+    torch.testing.assert_close(shifted.log_probs(moved, batch["mel_lens"]),
+                               plain.log_probs(batch["mels"], batch["mel_lens"]), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigError, match="mel_std"):
+        CTCAlignerConfig(vocab_size=9, mel_std=0.0)
+
+
+def test_mel_stats_are_the_mean_and_std_of_every_value() -> None:
+    from seqspeech.tasks.tts import mel_stats
+    from seqspeech.tts.data import TTSItem
+
+    gen = torch.Generator().manual_seed(0)
+    items = [TTSItem(f"u{i}", torch.tensor([1, 2]), (torch.randn(4, n, generator=gen) * 3 - 5).half())
+             for i, n in enumerate((7, 13, 2))]
+    values = torch.cat([item.mel.double().flatten() for item in items])
+    stats = mel_stats(items)
+    assert stats["mel_mean"] == pytest.approx(float(values.mean()), abs=1e-9)
+    assert stats["mel_std"] == pytest.approx(float(values.std(unbiased=False)), rel=1e-9)

@@ -31,11 +31,12 @@ import soxr
 
 from seqspeech.audio.constants import SAMPLE_RATE
 from seqspeech.errors import AudioError
+from seqspeech.fileio import write_atomic
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["AudioSource", "audio_info", "iter_audio_windows", "load_audio"]
+__all__ = ["AudioSource", "audio_info", "iter_audio_windows", "load_audio", "write_wav"]
 
 AudioSource = Union[str, os.PathLike, bytes, np.ndarray, "torch.Tensor"]  # torch is never imported here
 
@@ -159,6 +160,15 @@ def iter_audio_windows(
 
 # ----------------------------------------------------------------
 # validation helpers
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
+    """Write mono float samples as 16-bit PCM WAV, atomically (a reader never sees half a file); values outside
+    [-1, 1] are clipped."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16",
+             format="WAV")
+    write_atomic(Path(path), buffer.getvalue())
 
 
 def _check_rate(rate: Any, what: str) -> None:

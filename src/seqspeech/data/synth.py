@@ -175,22 +175,19 @@ def synthesize_wav(
     Returns:
         the clip's duration in seconds.
     """
-    from ..audio.io import load_audio  # local: keeps this module light for the test fixtures
+    from ..audio.io import load_audio, write_wav  # local: keeps this module light for the test fixtures
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, raw_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".raw.wav", dir=out.parent)
     os.close(fd)
     raw = Path(raw_name)
-    tmp = raw.with_name(raw.name.replace(".raw.wav", ".16k.wav"))
     try:
         synthesize(text, raw, engine=engine, voice=voice, rate=rate, pitch=pitch)
         samples = load_audio(raw, sample_rate)
         if not np.any(samples):
             raise AudioError(f"{engine} voice {voice!r} produced silence for {text!r}")
-        sf.write(str(tmp), np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-        tmp.replace(out)
+        write_wav(out, samples, sample_rate)
     finally:
         raw.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
     return len(samples) / sample_rate

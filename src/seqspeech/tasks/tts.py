@@ -181,6 +181,18 @@ def pitch_energy_stats(targets: dict[str, dict]) -> dict[str, float]:
             "energy_mean": float(energy.mean()), "energy_std": float(energy.std())}
 
 
+def mel_stats(items: list[TTSItem]) -> dict[str, float]:
+    """Mean and std of every log-mel value of the training set: the aligner's input standardisation."""
+    total = count = square = 0.0
+    for item in items:
+        mel = item.mel.double()
+        total += float(mel.sum())
+        square += float((mel * mel).sum())
+        count += mel.numel()
+    mean = total / max(count, 1)
+    return {"mel_mean": mean, "mel_std": max((square / max(count, 1) - mean * mean) ** 0.5, 1e-3)}
+
+
 def _fs2_extras(targets: dict[str, dict], config: Any):
     def extras(item: TTSItem) -> dict[str, torch.Tensor]:
         t = targets[item.id]
@@ -225,6 +237,8 @@ def train_tts(recipe: TTSRecipe, out_dir: str | os.PathLike, *, resume: bool = F
                    for name, m in (("train", data.train), ("dev", data.dev)) if m is not None
                    for items in [sets[name][1]]}
         stats = pitch_energy_stats(targets["train"])
+    elif family == "ctc_aligner":
+        stats = mel_stats(sets["train"][1])
     config = model_config(recipe, frontend.vocab_size, **stats)
     if family == "fastspeech2":
         for name in sets:

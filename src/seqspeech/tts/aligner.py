@@ -5,7 +5,7 @@ is trained with CTC on the TTS input tokens (phonemes or characters from the TTS
 subsampling, so every mel frame gets a label and a forced alignment turns into per-token frame counts that sum to
 the utterance's frames::
 
-    mels (B, n_mels, T) -> Conv1d x conv_layers (ReLU, LayerNorm, dropout) -> BiLSTM x lstm_layers
+    mels (B, n_mels, T) -> (mels - mel_mean) / mel_std -> Conv1d x conv_layers (ReLU, LayerNorm, dropout) -> BiLSTM x lstm_layers
                         -> Linear -> log-probs (B, T, V)
 
 The CTC blank is token id 0, the TTS front end's padding id ``<pad>``: padding is never a target, so it can double
@@ -60,6 +60,8 @@ class CTCAlignerConfig:
     conv_kernel: int = 5
     lstm_layers: int = 2
     dropout: float = 0.1
+    mel_mean: float = -5.0  # the input standardisation (mels - mel_mean) / mel_std: the training set's statistics
+    mel_std: float = 2.5    # (tasks.tts sets them); a CTC model on raw log-mels (about -11.5 ... 2) stays all-blank
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "n_mels", "hidden", "conv_kernel", "lstm_layers"):
@@ -76,6 +78,8 @@ class CTCAlignerConfig:
             raise ConfigError(f"CTCAlignerConfig.conv_kernel must be odd ('same' padding), got {self.conv_kernel}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"CTCAlignerConfig.dropout must be in [0, 1), got {self.dropout}")
+        if not self.mel_std > 0.0:
+            raise ConfigError(f"CTCAlignerConfig.mel_std must be > 0, got {self.mel_std}")
 
     def to_dict(self) -> dict[str, Any]:
         return to_mapping(self)
@@ -110,7 +114,7 @@ class CTCAligner(nn.Module):
             raise ValueError(f"mels must be (B, {self.config.n_mels}, T), got shape {tuple(mels.shape)}")
         if mel_lens.shape != (mels.size(0),):
             raise ValueError(f"mel_lens must be ({mels.size(0)},), got shape {tuple(mel_lens.shape)}")
-        x = mels.transpose(1, 2)  # (B, T, F)
+        x = (mels.transpose(1, 2) - self.config.mel_mean) / self.config.mel_std  # (B, T, F), standardised
         pad_mask = make_pad_mask(mel_lens, x.size(1))
         for conv in self.convs:
             x = conv(x, pad_mask)

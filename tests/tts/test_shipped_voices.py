@@ -1,0 +1,70 @@
+"""The voices that ship in models/ (recipes/synth_slt/): they must speak words our recogniser reads back, carry the
+watermark, follow the controls and stream; the CLI and the demo use them by zoo name."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import seqspeech
+from seqspeech.audio.io import audio_info
+from seqspeech.audio.watermark import detect_watermark
+from seqspeech.errors import ModelLoadError
+from seqspeech.metrics.wer import wer
+
+# Harvard sentences (not in the slt corpus's held-out lists: any English text the voice never saw as audio)
+SENTENCES = ["the birch canoe slid on the smooth planks", "glue the sheet to the dark blue background"]
+
+
+def _voice(name: str):
+    try:
+        return seqspeech.load_voice(name, device="cpu")
+    except ModelLoadError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def whisper():
+    return seqspeech.load_model("whisper-tiny.en", device="cpu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,acoustic", [("slt", "fastspeech2"), ("tacotron2-slt", "tacotron2")])
+def test_shipped_voice_is_intelligible_and_watermarked(name, acoustic, whisper):
+    voice = _voice(name)
+    card = json.loads((voice.acoustic.path.parent / "model_card.json").read_text())
+    assert card["name"] == name and card["family"] == "tts" and acoustic in card["architecture"]
+    assert voice.acoustic.family == acoustic and voice.vocoder_name == "hifigan"
+    waves = [voice.synthesize(text, seed=0) for text in SENTENCES]
+    for text, wave in zip(SENTENCES, waves):
+        assert wave.dtype == np.float32 and 0.5 < len(wave) / voice.sample_rate < 2.0 * len(text.split())
+        assert np.abs(wave).max() <= 1.0 and detect_watermark(wave, voice.sample_rate).present
+    hyps = [whisper.transcribe(wave).text for wave in waves]
+    assert wer(SENTENCES, hyps) < 0.35, hyps
+
+
+@pytest.mark.slow
+def test_default_voice_controls_and_streaming():
+    voice = _voice("slt")
+    text = SENTENCES[0]
+    base = voice.synthesize(text, watermark=False)
+    fast = voice.synthesize(text, speed=1.5, watermark=False)
+    assert 0.55 < len(fast) / len(base) < 0.8
+    chunks = list(voice.synthesize_stream(text, watermark=False))
+    assert len(chunks) > 1
+    streamed = np.concatenate(chunks)
+    assert len(streamed) == len(base)
+    assert float(np.abs(streamed - base).max()) < 1e-3
+
+
+@pytest.mark.slow
+def test_synthesize_cli_uses_the_default_voice(tmp_path, capsys):
+    _voice("slt")
+    from seqspeech.cli import main
+
+    out = tmp_path / "hello.wav"
+    assert main(["synthesize", "Dr. Smith paid $5 on May 3rd.", "-o", str(out)]) == 0
+    seconds, rate = audio_info(out)
+    assert rate == 16000 and 1.5 < seconds < 8.0
