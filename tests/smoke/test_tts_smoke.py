@@ -45,14 +45,14 @@ def slt_corpus(tmp_path_factory):
                               voice="flite:slt", jobs=2, progress=False)
 
 
-def _train(root, name: str, corpus, **extra) -> object:
+def _train(root, name: str, corpus, run_name: str | None = None, **extra) -> object:
     data = {"train": str(corpus["train"]), "dev": str(corpus["dev"]), "max_batch_seconds": 60.0,
             "num_buckets": 1, "pitch": True, "cache_dir": str(root / "cache")}
     recipe = {"task": "tts", "data": data, "frontend": {"mode": "phoneme"}, "model": MODELS[name],
               "train": TRAIN, **extra}
-    path = root / f"{name}.yaml"
+    path = root / f"{run_name or name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    run = root / name
+    run = root / (run_name or name)
     assert main(["train", str(path), "--out", str(run)]) == 0
     return run
 
@@ -70,6 +70,30 @@ def runs(tmp_path_factory, slt_corpus):
     out["tacotron2"] = _train(root, "tacotron2", slt_corpus)
     out["hifigan"] = _train(root, "hifigan", slt_corpus)
     return root, out
+
+
+def test_hifigan_finetunes_on_ground_truth_aligned_mels(runs, slt_corpus):
+    """A HiFi-GAN recipe with `finetune`: FastSpeech 2's mels for the recordings' own durations replace the
+    recordings' mels, and training starts from the first vocoder's checkpoint (discriminators included)."""
+    import torch
+
+    from seqspeech.tts.package import load_tts_package
+
+    root, out = runs
+    first = sorted(out["hifigan"].glob("step-*.pt"))[-1]
+    finetune = {"acoustic": str(out["fastspeech2"] / "model.safetensors"), "init": str(first)}
+    run = _train(root, "hifigan", slt_corpus, run_name="hifigan_ft", finetune=finetune,
+                 aligner=str(out["aligner"] / "model.safetensors"))
+    gta_files = list((root / "cache").glob("train-gta-model-*.pt"))
+    assert len(gta_files) == 1
+    gta = torch.load(gta_files[0], weights_only=True)
+    targets = torch.load(next((root / "cache").glob("train-fs2-targets-*.pt")), weights_only=True)
+    assert gta.keys() == targets.keys()
+    for uid, mel in gta.items():  # one mel frame per recording frame: the durations' sum
+        assert mel.shape == (80, int(targets[uid]["durations"].sum())) and bool(torch.isfinite(mel).all())
+    # it starts where the first run ended, not from scratch
+    assert _losses(run, "mel_loss")[0] < 0.9 * _losses(out["hifigan"], "mel_loss")[0]
+    assert load_tts_package(run / "model.safetensors").family == "hifigan"
 
 
 @pytest.mark.parametrize("name,key", [("aligner", "loss"), ("fastspeech2", "mel_loss"), ("tacotron2", "mel_loss"),

@@ -88,6 +88,30 @@ def test_extra_padding_does_not_change_the_losses() -> None:
         torch.testing.assert_close(padded[key], plain[key], atol=1e-5, rtol=1e-5)
 
 
+def test_ground_truth_aligned_mels_follow_the_target_durations() -> None:
+    """Frame-aligned with the recordings (their T frames), silence past each length, the post-net mel whose loss
+    the model trains on, independent of batch padding; a model that learnt the toy mels reproduces them."""
+    model = tiny_model().eval()
+    batch = make_batch(seed=2)
+    gta = model.ground_truth_aligned(batch)
+    assert gta.shape == batch["mels"].shape
+    n = int(batch["mel_lens"][1])
+    assert bool((gta[1, :, n:] == TTS_LOG_SILENCE).all())
+    untrained_err = (gta[0, :, : int(batch["mel_lens"][0])] - batch["mels"][0, :, : int(batch["mel_lens"][0])]).abs()
+    padded = model.ground_truth_aligned(make_batch(seed=2, extra_tokens=2, extra_frames=5))
+    torch.testing.assert_close(padded[:, :, : gta.size(2)], gta, atol=1e-5, rtol=1e-5)
+    trained = tiny_model()
+    opt = torch.optim.Adam(trained.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = trained(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    learnt = trained.eval().ground_truth_aligned(batch)
+    err = (learnt[0, :, : int(batch["mel_lens"][0])] - batch["mels"][0, :, : int(batch["mel_lens"][0])]).abs()
+    assert float(err.mean()) < 0.5 * float(untrained_err.mean())
+
+
 def test_durations_must_sum_to_mel_lens() -> None:
     batch = make_batch()
     batch["mel_lens"] = batch["mel_lens"] + torch.tensor([0, 1])

@@ -15,6 +15,13 @@ A recipe (``recipes/synth_en/tts_fastspeech2.yaml``)::
 models, ``v1`` / ``v2`` / ``v3`` for HiFi-GAN) and fields of that family's config that override it; ``vocab_size``
 and ``n_mels`` come from the front end and the mel settings. Unknown keys are errors naming them.
 
+A HiFi-GAN recipe may fine-tune on an acoustic model's ground-truth-aligned mels (the mels it predicts with the
+recordings' own durations, pitch and energy, or teacher-forced for Tacotron 2: frame-aligned with the audio, so the
+vocoder learns to undo that model's smoothing)::
+
+    finetune: {acoustic: runs/synth_slt-fastspeech2/model.safetensors,   # FastSpeech 2 needs 'aligner' too
+               init: runs/synth_slt-hifigan/averaged.pt}                 # a trainer checkpoint keeps the discriminators
+
 Durations for FastSpeech 2 come from our own CTC aligner (trained by this task with ``family: ctc_aligner`` on the
 same corpus): forced alignment of each utterance's tokens to its mel frames. Pitch is the F0 tracker's frame F0
 averaged per token (voiced frames only) and energy the frame magnitude norm averaged per token, both standardised
@@ -73,6 +80,16 @@ class FrontendSection:
 
 
 @dataclass(frozen=True)
+class FinetuneSection:
+    """HiFi-GAN fine-tuning: ``acoustic`` is the FastSpeech 2 or Tacotron 2 model (package or checkpoint) whose
+    ground-truth-aligned mels replace the recordings' mels; ``init`` the vocoder to start from — a package (the
+    generator; the discriminators start afresh) or a trainer checkpoint (``.pt``: generator and discriminators)."""
+
+    acoustic: str
+    init: str | None = None
+
+
+@dataclass(frozen=True)
 class TTSRecipe:
     data: TTSDataConfig
     model: dict[str, Any]
@@ -80,6 +97,7 @@ class TTSRecipe:
     frontend: FrontendSection = FrontendSection()
     mel: MelConfig = MelConfig()
     aligner: str | None = None
+    finetune: FinetuneSection | None = None
     train: TrainerConfig = TrainerConfig(max_minutes=30.0)
     eval: dict[str, str] = field(default_factory=dict)
 
@@ -90,6 +108,8 @@ class TTSRecipe:
             raise ConfigError("a fastspeech2 recipe needs 'aligner': the CTC aligner model that gives durations")
         if self.family == "fastspeech2" and not self.data.pitch:
             raise ConfigError("a fastspeech2 recipe needs data.pitch: true (pitch and energy targets)")
+        if self.finetune is not None and self.family != "hifigan":
+            raise ConfigError(f"'finetune' is for HiFi-GAN recipes (ground-truth-aligned mels), not {self.family}")
         model_config(self, vocab_size=8)  # validate the model section now, not after feature extraction
 
     @property
@@ -202,6 +222,74 @@ def _fs2_extras(targets: dict[str, dict], config: Any):
     return extras
 
 
+# ----------------------------------------------------------------- HiFi-GAN fine-tuning
+
+
+def ground_truth_aligned_mels(items: list[TTSItem], recipe: TTSRecipe, cache: Path, name: str) -> dict[str, Any]:
+    """Per utterance id: the fine-tuning acoustic model's ground-truth-aligned mel ``(n_mels, T)`` (float16, the
+    recording's T frames), cached next to the features. FastSpeech 2 takes the aligner's durations and the
+    recordings' token pitch and energy; Tacotron 2 is teacher-forced (prenet dropout seeded per utterance).
+    Utterances the aligner cannot align are left out."""
+    assert recipe.finetune is not None
+    source = Path(recipe.finetune.acoustic)
+    if not source.is_file():
+        raise ConfigError(f"finetune.acoustic: {source}: no such file")
+    path = cache / f"{name}-gta-{source.stem}-{source.stat().st_mtime_ns}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    from tqdm import tqdm
+
+    acoustic = load_tts_package(source, family=("fastspeech2", "tacotron2"), device="cpu")
+    if acoustic.mel != recipe.mel:
+        raise ConfigError(f"finetune.acoustic: {source}: its mel settings {acoustic.mel} differ from the recipe's")
+    extras = None
+    if acoustic.family == "fastspeech2":
+        if not recipe.aligner:
+            raise ConfigError("fine-tuning on FastSpeech 2 mels needs 'aligner' (the durations it was trained with)")
+        if not recipe.data.pitch:
+            raise ConfigError("fine-tuning on FastSpeech 2 mels needs data.pitch: true (its pitch and energy inputs)")
+        targets = fastspeech2_targets(items, recipe.aligner, cache, name)
+        items = [i for i in items if i.id in targets]
+        extras = _fs2_extras(targets, acoustic.config)
+    dataset = TTSDataset(items, extras)
+    out: dict[str, Any] = {}
+    model = acoustic.model.eval()
+    for index in tqdm(range(len(dataset)), desc=f"ground-truth-aligned mels ({name})", unit="utt", file=sys.stderr):
+        batch = collate_tts([dataset[index]])
+        if acoustic.family == "fastspeech2":
+            mel = model.ground_truth_aligned(batch)
+        else:
+            generator = torch.Generator().manual_seed(index)
+            mel = model.ground_truth_aligned(batch["tokens"], batch["token_lens"], batch["mels"], batch["mel_lens"],
+                                             generator=generator)
+        out[dataset.items[index].id] = mel[0].half()
+    tmp = path.with_suffix(".tmp")
+    torch.save(out, tmp)
+    os.replace(tmp, path)
+    return out
+
+
+def init_vocoder(model: torch.nn.Module, source: str) -> None:
+    """Start ``model`` (HiFi-GAN) from ``source``: a trainer checkpoint (every weight, discriminators included) or
+    a vocoder package (the generator)."""
+    from ..errors import ModelLoadError
+    from ..packaging import checkpoint_package, read_weights
+
+    p = Path(source)
+    if not p.is_file():
+        raise ConfigError(f"finetune.init: {p}: no such file")
+    try:
+        if p.suffix == ".pt":
+            found = checkpoint_package(p)
+            if found is None:
+                raise ModelLoadError(f"{p}: trainer checkpoint without a model description")
+            model.load_state_dict(found[1])
+        else:
+            model.load_inference_state_dict(read_weights(p)[1])
+    except RuntimeError as e:
+        raise ConfigError(f"finetune.init: {p}: its weights do not fit the recipe's HiFi-GAN: {e}") from None
+
+
 # ----------------------------------------------------------------- training
 
 
@@ -245,9 +333,17 @@ def train_tts(recipe: TTSRecipe, out_dir: str | os.PathLike, *, resume: bool = F
             utts, items = sets[name]
             sets[name] = (utts, [i for i in items if i.id in targets[name]])
             extras[name] = _fs2_extras(targets[name], config)
+    gta: dict[str, dict[str, Any]] = {}
+    if recipe.finetune is not None:
+        for name in sets:
+            utts, items = sets[name]
+            gta[name] = ground_truth_aligned_mels(items, recipe, cache, Path(getattr(data, name)).stem)
+            sets[name] = (utts, [i for i in items if i.id in gta[name]])
     _, model_cls = tts_family_parts(family)
     torch.manual_seed(recipe.train.seed)
     model = model_cls(config)
+    if recipe.finetune is not None and recipe.finetune.init and not resume:
+        init_vocoder(model, recipe.finetune.init)
     n_params = sum(p.numel() for p in model.parameters())
     _say(f"model: {family}, {n_params / 1e6:.2f} M parameters" + (f", vocabulary {frontend.vocab_size}"
                                                                   if family in TEXT_FAMILIES else ""))
@@ -257,7 +353,7 @@ def train_tts(recipe: TTSRecipe, out_dir: str | os.PathLike, *, resume: bool = F
         utts, items = sets[name]
         if family == "hifigan":
             return VocoderDataset(utts, items, recipe.mel, config.segment_frames, seed=recipe.train.seed,
-                                  random_segments=name == "train")
+                                  random_segments=name == "train", mel_override=gta.get(name))
         return TTSDataset(items, extras.get(name))
 
     def sampler(name: str, ds: Any) -> BucketBatchSampler:

@@ -398,13 +398,9 @@ class FastSpeech2(nn.Module):
 
     # -- training ---------------------------------------------------------------------------------------------
 
-    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Teacher-forced losses on a TTS batch (``tokens``, ``token_lens``, ``mels (B, M, T)``, ``mel_lens``,
-        ``durations``, ``pitch``, ``energy``).
-
-        Returns 0-dim ``{"loss", "mel_loss", "postnet_loss", "duration_loss", "pitch_loss", "energy_loss"}``
-        (``postnet_loss`` is 0 without a post-net).
-        """
+    def _teacher_forced(self, batch: dict[str, Any]) -> tuple[Tensor, ...]:
+        """The batch's checks and the teacher-forced pass (target durations, pitch and energy) -> ``(before,
+        after (B, T, M), log_duration, pitch, energy (B, U) predictions, durations (B, U), token_pad (B, U))``."""
         missing = [k for k in ("tokens", "token_lens", "mels", "mel_lens", "durations", "pitch", "energy")
                    if k not in batch]
         if missing:
@@ -434,7 +430,18 @@ class FastSpeech2(nn.Module):
         frames = mels.size(2)
         y, _ = length_regulate(x, durations, max_len=frames)
         before, after = self.decode(y, mel_lens)
+        return before, after, log_duration, pitch, energy, durations, token_pad
 
+    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """Teacher-forced losses on a TTS batch (``tokens``, ``token_lens``, ``mels (B, M, T)``, ``mel_lens``,
+        ``durations``, ``pitch``, ``energy``).
+
+        Returns 0-dim ``{"loss", "mel_loss", "postnet_loss", "duration_loss", "pitch_loss", "energy_loss"}``
+        (``postnet_loss`` is 0 without a post-net).
+        """
+        before, after, log_duration, pitch, energy, durations, token_pad = self._teacher_forced(batch)
+        mels, mel_lens = batch["mels"], batch["mel_lens"]
+        frames = mels.size(2)
         target = mels.transpose(1, 2).float()  # (B, T, M)
         frame_valid = ~make_pad_mask(mel_lens, frames)
         token_valid = ~token_pad
@@ -453,6 +460,15 @@ class FastSpeech2(nn.Module):
             "duration_loss": duration_loss.detach(), "pitch_loss": pitch_loss.detach(),
             "energy_loss": energy_loss.detach(),
         }
+
+    @torch.no_grad()
+    def ground_truth_aligned(self, batch: dict[str, Any]) -> Tensor:
+        """Teacher-forced post-net mels ``(B, M, T)`` of a training batch (target durations, pitch and energy;
+        ``TTS_LOG_SILENCE`` past each length): frame-aligned with the recordings, the mels a vocoder is fine-tuned
+        on. Call ``eval()`` first (dropout)."""
+        _, after, *_ = self._teacher_forced(batch)
+        pad = make_pad_mask(batch["mel_lens"].to(after.device), after.size(1)).unsqueeze(-1)
+        return after.float().masked_fill(pad, TTS_LOG_SILENCE).transpose(1, 2)
 
     # -- inference --------------------------------------------------------------------------------------------
 
