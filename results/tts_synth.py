@@ -35,6 +35,12 @@ ACOUSTIC = ("fastspeech2", "tacotron2")
 DATA = ROOT / "data" / "synth_slt"
 SAMPLE_SENTENCES = 2
 VOICES = {"fastspeech2": "slt", "tacotron2": "tacotron2-slt"}
+# the HiFi-GAN runs tried with each acoustic model: trained on the recordings' mels, and fine-tuned on FastSpeech 2's
+# ground-truth-aligned mels (recipes/synth_slt/hifigan_finetune.yaml)
+VOCODERS = {"fastspeech2": ("hifigan", "hifigan_ft"), "tacotron2": ("hifigan",)}
+RUNS = (*ACOUSTIC, "aligner", "hifigan", "hifigan_ft")
+NAMES = {"fastspeech2": "FastSpeech 2", "tacotron2": "Tacotron 2", "griffin-lim": "Griffin-Lim", "hifigan": "HiFi-GAN",
+         "hifigan_ft": "HiFi-GAN fine-tuned (FastSpeech 2 GTA mels)"}
 DATA_CARD = ("seqspeech corpus synth data/synth_slt --voice flite:slt --sentences 4000 --dev 100 --test 100 --seed 1: "
              "one speaker (flite's cmu_us_slt), 16 kHz; the test sentences are never trained on")
 
@@ -123,6 +129,7 @@ def table(results: dict) -> str:
              .format(t=results.get("teacher_asr_wer")), "|---|---|---|---|---|---|---|"]
     for key, r in results["systems"].items():
         acoustic, vocoder = key.split("+")
+        acoustic, vocoder = NAMES.get(acoustic, acoustic), NAMES.get(vocoder, vocoder)
         lines.append(f"| {acoustic} | {vocoder} | {r['asr_wer']:.2f} % | {r['mcd_db']:.2f} | {r['f0_rmse_hz']:.1f} | "
                      f"{r['rtf']:.3f} | {r['first_chunk_ms_mean']:.0f} ms |")
     lines.append("")
@@ -142,26 +149,35 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def ship_voice(acoustic: str, runs: Path, results: dict) -> None:
+def best_vocoder(results: dict, acoustic: str) -> str | None:
+    """The HiFi-GAN run that makes ``acoustic`` most intelligible (ASR-WER, then MCD), or None if none ran."""
+    scored = [(r["asr_wer"], r["mcd_db"], key.split("+")[1]) for key, r in results["systems"].items()
+              if key.split("+")[0] == acoustic and key.split("+")[1] != "griffin-lim"]
+    return min(scored)[2] if scored else None
+
+
+def ship_voice(acoustic: str, vocoder: str, runs: Path, results: dict) -> None:
     from seqspeech.fileio import write_atomic
     from seqspeech.tts.package import ACOUSTIC_FILE, VOCODER_FILE, load_tts_package, save_tts_package
 
     dest = ROOT / "models" / VOICES[acoustic]
     dest.mkdir(parents=True, exist_ok=True)
     parts = {ACOUSTIC_FILE: _run(runs, acoustic) / "model.safetensors",
-             VOCODER_FILE: _run(runs, "hifigan") / "model.safetensors"}
+             VOCODER_FILE: _run(runs, vocoder) / "model.safetensors"}
     for filename, src in parts.items():
         pkg = load_tts_package(src, device="cpu")
         save_tts_package(dest / filename, pkg.family, pkg.model, pkg.config, mel=pkg.mel, frontend=pkg.frontend,
                          extra=None)
-    key = f"{acoustic}+hifigan"
+    key = f"{acoustic}+{vocoder}"
     card = {
         "name": dest.name, "family": "tts",
         "architecture": f"{acoustic} (acoustic model) + HiFi-GAN (vocoder), 16 kHz, phoneme input (CMUdict G2P)",
         "recipes": [f"recipes/synth_slt/{acoustic}.yaml", "recipes/synth_slt/hifigan.yaml"]
+                   + (["recipes/synth_slt/hifigan_finetune.yaml"] if vocoder == "hifigan_ft" else [])
                    + (["recipes/synth_slt/aligner.yaml"] if acoustic == "fastspeech2" else []),
+        "vocoder_run": vocoder,
         "data": DATA_CARD,
-        "training": {name: results["training"].get(name) for name in (acoustic, "hifigan")},
+        "training": {name: results["training"].get(name) for name in (acoustic, "hifigan", vocoder)},
         "metrics": results["systems"].get(key),
         "teacher_asr_wer": results.get("teacher_asr_wer"),
         "limitations": "Trained on one synthetic voice (flite slt) on 2 CPU cores: it sounds like a vocoded flite voice. "
@@ -195,8 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         asr = load_model("whisper-tiny.en")
         results = {"teacher_asr_wer": teacher_wer(utts, asr), "systems": {}, "threads": args.threads,
                    "training": {name: training_summary(_run(runs, name))
-                                for name in (*ACOUSTIC, "aligner", "hifigan")}}
-        hifigan = _run(runs, "hifigan") / "model.safetensors"
+                                for name in RUNS}}
         SAMPLES.mkdir(parents=True, exist_ok=True)
         for i, u in enumerate(utts[:SAMPLE_SENTENCES]):
             write_wav(SAMPLES / f"teacher-{i + 1}.wav", load_utterance_audio(u, 16000), 16000)
@@ -204,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
             model = _run(runs, acoustic) / "model.safetensors"
             if not model.exists():
                 continue
-            for vocoder in ([None, hifigan] if hifigan.exists() else [None]):
-                key = f"{acoustic}+{'hifigan' if vocoder else 'griffin-lim'}"
+            for name in ("griffin-lim", *VOCODERS.get(acoustic, ())):
+                vocoder = None if name == "griffin-lim" else _run(runs, name) / "model.safetensors"
+                if vocoder is not None and not vocoder.exists():
+                    continue
+                key = f"{acoustic}+{name}"
                 r = evaluate_system(model, vocoder, utts, asr, args.threads)
                 for i, wave in enumerate(r.pop("samples")):
                     write_wav(SAMPLES / f"{key.replace('+', '-')}-{i + 1}.wav", wave, 16000)
@@ -214,14 +232,15 @@ def main(argv: list[str] | None = None) -> int:
             if acoustic == "tacotron2":
                 results["tacotron2_alignment"] = tacotron_alignment_health(model, utts)
         results["sample_texts"] = [u.normalized_text for u in utts[:SAMPLE_SENTENCES]]
-        results["runs"] = {name: relative(_run(runs, name)) for name in (*ACOUSTIC, "aligner", "hifigan")}
+        results["runs"] = {name: relative(_run(runs, name)) for name in RUNS}
         write_atomic(OUT, json.dumps(results, indent=2) + "\n")
     update_readme("tts_synth", table(results))
     print(table(results))
     if args.ship:
         for acoustic in ACOUSTIC:
-            if f"{acoustic}+hifigan" in results["systems"]:
-                ship_voice(acoustic, runs, results)
+            vocoder = best_vocoder(results, acoustic)
+            if vocoder is not None:
+                ship_voice(acoustic, vocoder, runs, results)
     return 0
 
 
