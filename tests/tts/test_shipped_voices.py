@@ -56,7 +56,7 @@ def test_default_voice_controls_and_streaming():
     assert len(chunks) > 1
     streamed = np.concatenate(chunks)
     assert len(streamed) == len(base)
-    assert float(np.abs(streamed - base).max()) < 1e-3
+    np.testing.assert_allclose(streamed, base, atol=1e-4)  # local decoder window, finite vocoder receptive field
 
 
 @pytest.mark.slow
