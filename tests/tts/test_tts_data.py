@@ -121,3 +121,20 @@ def test_vocoder_segments_align_wave_and_mel(tmp_path: Path) -> None:
     assert torch.all(long_seg["wave"][18 * 256:] == 0)
     batch = collate_vocoder([ds[0], ds[1]])
     assert batch["wave"].shape == (2, 4096) and batch["mels"].shape == (2, 80, 16)
+
+
+@pytest.mark.parametrize("name", ["aligner", "fastspeech2", "tacotron2", "hifigan", "hifigan_finetune"])
+def test_shipped_tts_recipes_load_and_build_their_models(name):
+    """Every recipe of recipes/synth_slt/ is a valid strict config whose model section builds (presets included)."""
+    import yaml
+
+    from seqspeech.tasks.tts import load_recipe, model_config
+    from seqspeech.tts.package import tts_family_parts
+
+    path = Path(__file__).resolve().parents[2] / "recipes" / "synth_slt" / f"{name}.yaml"
+    recipe = load_recipe(yaml.safe_load(path.read_text()), str(path))
+    config = model_config(recipe, vocab_size=77)
+    model = tts_family_parts(recipe.family)[1](config)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    if name.startswith("hifigan"):
+        assert config.head == "istft" and config.discriminator_channels == 128

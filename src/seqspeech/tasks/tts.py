@@ -12,15 +12,16 @@ A recipe (``recipes/synth_en/tts_fastspeech2.yaml``)::
     eval: {test: data/tts_slt/test.jsonl}
 
 ``model`` holds ``family``, an optional ``preset`` (a factory of the family: ``small`` / ``base`` for the acoustic
-models, ``v1`` / ``v2`` / ``v3`` for HiFi-GAN) and fields of that family's config that override it; ``vocab_size``
-and ``n_mels`` come from the front end and the mel settings. Unknown keys are errors naming them.
+models, ``v1`` / ``v2`` / ``v3`` / ``istft_v2`` (iSTFTNet head) for HiFi-GAN) and fields of that family's config that
+override it; ``vocab_size`` and ``n_mels`` come from the front end and the mel settings. Unknown keys are errors
+naming them.
 
 A HiFi-GAN recipe may fine-tune on an acoustic model's ground-truth-aligned mels (the mels it predicts with the
 recordings' own durations, pitch and energy, or teacher-forced for Tacotron 2: frame-aligned with the audio, so the
 vocoder learns to undo that model's smoothing)::
 
     finetune: {acoustic: runs/synth_slt-fastspeech2/model.safetensors,   # FastSpeech 2 needs 'aligner' too
-               init: runs/synth_slt-hifigan/averaged.pt}                 # a trainer checkpoint keeps the discriminators
+               init: runs/synth_slt-hifigan/snapshot-25min.pt}           # a trainer checkpoint keeps the discriminators
 
 Durations for FastSpeech 2 come from our own CTC aligner (trained by this task with ``family: ctc_aligner`` on the
 same corpus): forced alignment of each utterance's tokens to its mel frames. Pitch is the F0 tracker's frame F0
@@ -59,7 +60,7 @@ WEIGHTS_FILENAME = "model.safetensors"
 PRESETS: dict[str, dict[str, str]] = {  # family -> preset name -> factory in the family's module
     "tacotron2": {"small": "tacotron2_small", "base": "tacotron2_base"},
     "fastspeech2": {"small": "fastspeech2_small", "base": "fastspeech2_base"},
-    "hifigan": {"v1": "hifigan_v1", "v2": "hifigan_v2", "v3": "hifigan_v3"},
+    "hifigan": {"v1": "hifigan_v1", "v2": "hifigan_v2", "v3": "hifigan_v3", "istft_v2": "istftnet_v2"},
     "ctc_aligner": {},
 }
 TEXT_FAMILIES = ("tacotron2", "fastspeech2", "ctc_aligner")
