@@ -107,21 +107,26 @@ def teacher_wer(utts: list, asr) -> float:
 def tacotron_alignment_health(acoustic: Path, utts: list) -> dict:
     import torch
 
-    from seqspeech.metrics.attention import alignment_metrics
+    from seqspeech.metrics.attention import synthesis_alignment_metrics
     from seqspeech.tts.package import load_tts_package
 
     pkg = load_tts_package(acoustic, family="tacotron2", device="cpu")
-    diagonal = stopped = 0
+    step_seconds = pkg.config.reduction * pkg.mel.frame_seconds
+    diagonal = stopped = skipped = repeated = stuck = 0
+    diagonality = []
     for u in utts:
         tokens = torch.tensor([pkg.frontend.encode(u.normalized_text)])
         with torch.inference_mode():
-            out = pkg.model.infer(tokens, torch.tensor([tokens.shape[1]]))
-        weights = out.alignments[0].float()
-        m = alignment_metrics(weights)
+            out = pkg.model.infer(tokens, torch.tensor([tokens.shape[1]]), generator=torch.Generator().manual_seed(0))
+        m = synthesis_alignment_metrics(out.alignments[0].float(), step_seconds)
         diagonal += int(m.is_diagonal)
-        stopped += int(not bool(getattr(out, "hit_max_steps", torch.tensor([False]))[0]))
-    return {"sentences": len(utts), "diagonal_rate": round(diagonal / len(utts), 3),
-            "stop_token_rate": round(stopped / len(utts), 3)}
+        skipped, repeated, stuck = skipped + bool(m.skips), repeated + bool(m.repeats), stuck + bool(m.stuck)
+        diagonality.append(m.diagonality)
+        stopped += int(not bool(out.hit_max_steps[0]))
+    n = len(utts)
+    return {"sentences": n, "diagonal_rate": round(diagonal / n, 3), "stop_token_rate": round(stopped / n, 3),
+            "with_skips": skipped, "with_repeats": repeated, "with_stuck": stuck,
+            "mean_diagonality": round(sum(diagonality) / n, 3)}
 
 
 def table(results: dict) -> str:
@@ -140,8 +145,10 @@ def table(results: dict) -> str:
                  "threads, watermark on.")
     health = results.get("tacotron2_alignment")
     if health:
-        lines.append(f"- Tacotron 2 alignment: {health['diagonal_rate']:.0%} of test sentences diagonal (no skip, "
-                     f"repeat or stuck decoding), {health['stop_token_rate']:.0%} stopped by the stop token.")
+        lines.append(f"- Tacotron 2 alignment: {health['diagonal_rate']:.0%} of test sentences diagonal "
+                     f"(mean diagonality {health['mean_diagonality']:.2f}; sentences with skips "
+                     f"{health['with_skips']}, repeats {health['with_repeats']}, a token held > 1 s "
+                     f"{health['with_stuck']}), {health['stop_token_rate']:.0%} stopped by the stop token.")
     for name, run in (results.get("training") or {}).items():
         if run:
             lines.append(f"- {name}: {run.get('parameters', 0) / 1e6:.2f} M parameters, {run.get('steps')} steps in "

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from seqspeech.metrics.attention import AlignmentMetrics, alignment_metrics, summarize_alignments
+from seqspeech.metrics.attention import (
+    AlignmentMetrics, alignment_metrics, summarize_alignments, synthesis_alignment_metrics,
+)
 
 
 def hard(path, frames):
@@ -165,3 +167,22 @@ def test_summary_rates():
     with pytest.raises(TypeError, match="AlignmentMetrics"):
         summarize_alignments([{"focus_rate": 1.0}])
     assert isinstance(items[0], AlignmentMetrics)
+
+
+def test_synthesis_alignment_metrics_use_durations_not_asr_defaults() -> None:
+    """A Tacotron-style alignment (many 32 ms steps per token, a long first phoneme, a zero-length word boundary)
+    is clean; the ASR defaults would call its long tokens stuck. Skips, repeats and long holds are still found."""
+    durations = [12, 3, 0, 4, 2, 5, 0, 3, 6, 2]  # decoder steps per token
+    path = [t for t, d in enumerate(durations) for _ in range(d)]
+    clean = synthesis_alignment_metrics(hard(path, len(durations)), 0.032)
+    assert clean.is_diagonal and not clean.skips and not clean.repeats and not clean.stuck
+    assert alignment_metrics(hard(path, len(durations))).stuck  # the ASR defaults: 12 steps on one token
+    skipping = path[:15] + [t + 4 if t >= 2 else t for t in path[15:20]] + [9] * 5
+    assert synthesis_alignment_metrics(hard(skipping, len(durations)), 0.032).skips
+    back = path[:20] + [1, 1] + path[20:]
+    assert synthesis_alignment_metrics(hard(back, len(durations)), 0.032).repeats
+    held = path[:12] + [1] * 40 + path[12:]  # 1.3 s on one phoneme
+    m = synthesis_alignment_metrics(hard(held, len(durations)), 0.032)
+    assert m.stuck and not m.is_diagonal
+    with pytest.raises(ValueError, match="step_seconds"):
+        synthesis_alignment_metrics(hard(path, len(durations)), 0.0)

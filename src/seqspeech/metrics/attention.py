@@ -30,7 +30,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["AlignmentMetrics", "alignment_metrics", "as_weight_matrix", "summarize_alignments"]
+__all__ = ["AlignmentMetrics", "alignment_metrics", "as_weight_matrix", "summarize_alignments",
+           "synthesis_alignment_metrics"]
 
 EMPTY_ROW_MASS = 1e-8  # rows with less total attention than this count as empty
 
@@ -176,6 +177,19 @@ def alignment_metrics(
         empty_rows=n_empty,
         is_diagonal=healthy and diagonality >= diagonal_threshold,
     )
+
+
+def synthesis_alignment_metrics(weights: Any, step_seconds: float, *, max_hold_seconds: float = 1.0,
+                                max_jump: int = 3) -> AlignmentMetrics:
+    """:func:`alignment_metrics` with thresholds for a synthesis decoder (Tacotron 2), whose ``weights (steps,
+    tokens)`` have many decoder steps per input token, each step ``step_seconds`` of audio: a *skip* passes more
+    than ``max_jump`` tokens in one step, a *repeat* goes back more than one token, a token held longer than
+    ``max_hold_seconds`` (within one token) is *stuck*. The ASR defaults would call any phoneme or pause longer
+    than three average tokens stuck."""
+    if not (math.isfinite(step_seconds) and step_seconds > 0):
+        raise ValueError(f"step_seconds must be a finite number > 0, got {step_seconds!r}")
+    return alignment_metrics(weights, max_jump=max_jump, repeat_tolerance=1,
+                             stuck_rows=max(2, math.ceil(max_hold_seconds / step_seconds)), stuck_tolerance=1)
 
 
 def summarize_alignments(metrics: Sequence[AlignmentMetrics]) -> dict[str, float]:
