@@ -171,14 +171,18 @@ def ship_voice(acoustic: str, vocoder: str, runs: Path, results: dict) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     parts = {ACOUSTIC_FILE: _run(runs, acoustic) / "model.safetensors",
              VOCODER_FILE: _run(runs, vocoder) / "model.safetensors"}
+    heads = {}
     for filename, src in parts.items():
         pkg = load_tts_package(src, device="cpu")
         save_tts_package(dest / filename, pkg.family, pkg.model, pkg.config, mel=pkg.mel, frontend=pkg.frontend,
                          extra=None)
+        heads[filename] = getattr(pkg.config, "head", None)
     key = f"{acoustic}+{vocoder}"
+    vocoder_kind = "HiFi-GAN with an iSTFT head (iSTFTNet)" if heads[VOCODER_FILE] == "istft" else "HiFi-GAN"
     card = {
         "name": dest.name, "family": "tts",
-        "architecture": f"{acoustic} (acoustic model) + HiFi-GAN (vocoder), 16 kHz, phoneme input (CMUdict G2P)",
+        "architecture": f"{acoustic} (acoustic model) + {vocoder_kind} (vocoder), 16 kHz, phoneme input "
+                        "(CMUdict G2P, espeak-ng for unknown words)",
         "recipes": [f"recipes/synth_slt/{acoustic}.yaml", "recipes/synth_slt/hifigan.yaml"]
                    + (["recipes/synth_slt/hifigan_finetune.yaml"] if vocoder == "hifigan_ft" else [])
                    + (["recipes/synth_slt/aligner.yaml"] if acoustic == "fastspeech2" else []),
