@@ -3,7 +3,7 @@
     python results/tts_synth.py [--runs-dir runs] [--sentences 60] [--ship]
 
 For each acoustic model run found (``runs/synth_slt-fastspeech2``, ``runs/synth_slt-tacotron2``) with each vocoder
-(Griffin-Lim, and HiFi-GAN from ``runs/synth_slt-hifigan`` when it exists), on the held-out test sentences of the
+(Griffin-Lim, and each HiFi-GAN run with the same mel settings), on the held-out test sentences of the
 slt corpus (never trained on):
 
 * intelligibility: ASR-WER of our default recogniser (Whisper tiny.en) on the synthesised speech, next to its WER
@@ -11,11 +11,13 @@ slt corpus (never trained on):
 * MCD (DTW-aligned mel cepstra, dB) and F0 RMSE (Hz) against the teacher's audio;
 * speed on this machine's CPU threads: real-time factor of whole-utterance synthesis and the first-chunk latency of
   ``synthesize_stream``;
+* the vocoders alone: ASR-WER of copy synthesis (Griffin-Lim and each HiFi-GAN rebuilding the teacher's audio
+  from its own mels);
 * Tacotron 2 alignment health: share of sentences whose attention is diagonal without skips, repeats or stuck
   decoding (:mod:`seqspeech.metrics.attention`) and share that stopped by the stop token.
 
-``--ship`` copies FastSpeech 2 + HiFi-GAN to ``models/slt`` and Tacotron 2 + HiFi-GAN to ``models/tacotron2-slt`` with
-model cards (fp16).
+``--ship`` copies FastSpeech 2 and Tacotron 2, each with its most intelligible HiFi-GAN, to ``models/slt`` and
+``models/tacotron2-slt`` with model cards (fp16); ``--ship slt`` ships only the named voice(s).
 """
 
 from __future__ import annotations
@@ -35,18 +37,26 @@ ACOUSTIC = ("fastspeech2", "tacotron2")
 DATA = ROOT / "data" / "synth_slt"
 SAMPLE_SENTENCES = 2
 VOICES = {"fastspeech2": "slt", "tacotron2": "tacotron2-slt"}
-# the HiFi-GAN runs tried with each acoustic model: trained on the recordings' mels, and fine-tuned on FastSpeech 2's
-# ground-truth-aligned mels (recipes/synth_slt/hifigan_finetune.yaml)
-VOCODERS = {"fastspeech2": ("hifigan", "hifigan_ft"), "tacotron2": ("hifigan",)}
-RUNS = (*ACOUSTIC, "aligner", "hifigan", "hifigan_ft")
+# the HiFi-GAN runs and the acoustic models each is tried with: trained on the recordings' mels; continued with a
+# multi-resolution mel loss (hifigan_multires.yaml); fine-tuned on FastSpeech 2's ground-truth-aligned mels
+VOCODERS = {"hifigan": ACOUSTIC, "hifigan_mr": ACOUSTIC, "hifigan_ft": ("fastspeech2",)}
+VOCODER_RECIPES = {"hifigan": ("hifigan",), "hifigan_mr": ("hifigan", "hifigan_multires"),
+                   "hifigan_ft": ("hifigan", "hifigan_finetune")}
+RUNS = (*ACOUSTIC, "aligner", *VOCODERS)
 NAMES = {"fastspeech2": "FastSpeech 2", "tacotron2": "Tacotron 2", "griffin-lim": "Griffin-Lim", "hifigan": "HiFi-GAN",
-         "hifigan_ft": "HiFi-GAN fine-tuned (FastSpeech 2 GTA mels)"}
+         "hifigan_mr": "HiFi-GAN + multi-resolution mel loss", "hifigan_ft": "HiFi-GAN fine-tuned (FastSpeech 2 GTA mels)"}
 DATA_CARD = ("seqspeech corpus synth data/synth_slt --voice flite:slt --sentences 4000 --dev 100 --test 100 --seed 1: "
              "one speaker (flite's cmu_us_slt), 16 kHz; the test sentences are never trained on")
 
 
 def _run(runs: Path, name: str) -> Path:
     return runs / f"synth_slt-{name}"
+
+
+def same_mel(acoustic: Path, vocoder: Path) -> bool:
+    from seqspeech.tts.package import load_tts_package
+
+    return load_tts_package(acoustic, device="cpu").mel == load_tts_package(vocoder, device="cpu").mel
 
 
 def evaluate_system(acoustic: Path, vocoder: Path | None, utts: list, asr, threads: int) -> dict:
@@ -104,6 +114,45 @@ def teacher_wer(utts: list, asr) -> float:
     return round(error_rate([u.normalized_text for u in utts], hyps, unit="word").rate * 100, 2)
 
 
+def copy_synthesis(vocoder, mel_config, utts: list, asr) -> dict:
+    """ASR-WER of ``vocoder`` rebuilding the teacher's audio from the recordings' own mels: what the vocoder alone
+    loses, whatever the acoustic model predicts."""
+    import torch
+
+    from seqspeech.data.dataset import load_utterance_audio
+    from seqspeech.metrics.wer import error_rate
+    from seqspeech.tts.mel import MelSpectrogram
+
+    mel = MelSpectrogram(mel_config)
+    hyps = []
+    for u in utts:
+        wave = torch.from_numpy(load_utterance_audio(u, mel_config.sample_rate)).float().unsqueeze(0)
+        with torch.inference_mode():
+            out = vocoder.infer(mel(wave)).reshape(-1).float().numpy()
+        hyps.append(asr.transcribe(out).text)  # the TTS mels are at 16 kHz, Whisper's rate
+    return {"sentences": len(utts), "window_ms": round(1000 * mel_config.win_length / mel_config.sample_rate),
+            "asr_wer": round(error_rate([u.normalized_text for u in utts], hyps, unit="word").rate * 100, 2)}
+
+
+def vocoder_copy_synthesis(runs: Path, utts: list, asr) -> dict:
+    """:func:`copy_synthesis` of Griffin-Lim at each acoustic model's mel settings and of each HiFi-GAN run."""
+    from seqspeech.tts.package import load_tts_package
+    from seqspeech.tts.vocoders.griffin_lim import GriffinLim
+
+    out = {}
+    for name in (*ACOUSTIC, *VOCODERS):
+        model = _run(runs, name) / "model.safetensors"
+        if not model.exists():
+            continue
+        pkg = load_tts_package(model, device="cpu")
+        vocoder = GriffinLim(pkg.mel) if name in ACOUSTIC else pkg.model
+        key = f"griffin-lim@{pkg.mel.win_length}" if name in ACOUSTIC else name
+        if key not in out:
+            out[key] = copy_synthesis(vocoder, pkg.mel, utts, asr)
+            print("copy synthesis", key, out[key], flush=True)
+    return out
+
+
 def tacotron_alignment_health(acoustic: Path, utts: list) -> dict:
     import torch
 
@@ -143,6 +192,11 @@ def table(results: dict) -> str:
                  "synthesised audio vs on flite slt's own audio (the teacher); MCD: DTW-aligned mel cepstra against "
                  f"the teacher's audio; RTF and first-chunk latency (streaming) with {results.get('threads')} CPU "
                  "threads, watermark on.")
+    copies = results.get("copy_synthesis")
+    if copies:
+        lines.append("- Vocoders alone (ASR-WER rebuilding the teacher's audio from its own mels): " + ", ".join(
+            f"{NAMES['griffin-lim'] if key.startswith('griffin-lim') else NAMES.get(key, key)} "
+            f"({r['window_ms']} ms windows) {r['asr_wer']:.2f} %" for key, r in copies.items()) + ".")
     health = results.get("tacotron2_alignment")
     if health:
         lines.append(f"- Tacotron 2 alignment: {health['diagonal_rate']:.0%} of test sentences diagonal "
@@ -183,12 +237,11 @@ def ship_voice(acoustic: str, vocoder: str, runs: Path, results: dict) -> None:
         "name": dest.name, "family": "tts",
         "architecture": f"{acoustic} (acoustic model) + {vocoder_kind} (vocoder), 16 kHz, phoneme input "
                         "(CMUdict G2P, espeak-ng for unknown words)",
-        "recipes": [f"recipes/synth_slt/{acoustic}.yaml", "recipes/synth_slt/hifigan.yaml"]
-                   + (["recipes/synth_slt/hifigan_finetune.yaml"] if vocoder == "hifigan_ft" else [])
+        "recipes": [f"recipes/synth_slt/{name}.yaml" for name in (acoustic, *VOCODER_RECIPES[vocoder])]
                    + (["recipes/synth_slt/aligner.yaml"] if acoustic == "fastspeech2" else []),
         "vocoder_run": vocoder,
         "data": DATA_CARD,
-        "training": {name: results["training"].get(name) for name in (acoustic, "hifigan", vocoder)},
+        "training": {name: results["training"].get(name) for name in (acoustic, *VOCODER_RECIPES[vocoder][:1], vocoder)},
         "metrics": results["systems"].get(key),
         "teacher_asr_wer": results.get("teacher_asr_wer"),
         "limitations": "Trained on one synthetic voice (flite slt) on 2 CPU cores: it sounds like a vocoded flite voice. "
@@ -204,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sentences", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--report-only", action="store_true")
-    ap.add_argument("--ship", action="store_true", help="copy the voices into models/")
+    ap.add_argument("--ship", nargs="*", metavar="VOICE", choices=sorted(VOICES.values()),
+                    help="copy the voices (default: all) into models/")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     from seqspeech import load_model
@@ -230,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
             model = _run(runs, acoustic) / "model.safetensors"
             if not model.exists():
                 continue
-            for name in ("griffin-lim", *VOCODERS.get(acoustic, ())):
+            for name in ("griffin-lim", *(v for v, partners in VOCODERS.items() if acoustic in partners)):
                 vocoder = None if name == "griffin-lim" else _run(runs, name) / "model.safetensors"
-                if vocoder is not None and not vocoder.exists():
+                if vocoder is not None and (not vocoder.exists() or not same_mel(model, vocoder)):
                     continue
                 key = f"{acoustic}+{name}"
                 r = evaluate_system(model, vocoder, utts, asr, args.threads)
@@ -242,13 +296,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(key, r, flush=True)
             if acoustic == "tacotron2":
                 results["tacotron2_alignment"] = tacotron_alignment_health(model, utts)
+        results["copy_synthesis"] = vocoder_copy_synthesis(runs, utts, asr)
         results["sample_texts"] = [u.normalized_text for u in utts[:SAMPLE_SENTENCES]]
         results["runs"] = {name: relative(_run(runs, name)) for name in RUNS}
         write_atomic(OUT, json.dumps(results, indent=2) + "\n")
     update_readme("tts_synth", table(results))
     print(table(results))
-    if args.ship:
+    if args.ship is not None:
         for acoustic in ACOUSTIC:
+            if args.ship and VOICES[acoustic] not in args.ship:
+                continue
             vocoder = best_vocoder(results, acoustic)
             if vocoder is not None:
                 ship_voice(acoustic, vocoder, runs, results)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The default voice, end to end on 2 CPU cores: flite slt corpus (~15 min), CTC aligner (10 min), FastSpeech 2
-# (30 min), HiFi-GAN (40 min), Tacotron 2 (40 min), HiFi-GAN fine-tuned on FastSpeech 2's ground-truth-aligned mels
-# (10 min), results (the better vocoder ships with FastSpeech 2). Re-running resumes every step.
+# (30 min), HiFi-GAN (25 min) and its continuation with a multi-resolution mel loss (20 min), Tacotron 2 (40 min),
+# HiFi-GAN fine-tuned on FastSpeech 2's ground-truth-aligned mels (10 min), results (each voice ships with its most
+# intelligible vocoder). Re-running resumes every step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 make setup
@@ -16,6 +17,7 @@ train() {  # recipe, run dir
 train aligner runs/synth_slt-aligner
 train fastspeech2 runs/synth_slt-fastspeech2
 train hifigan runs/synth_slt-hifigan
+train hifigan_multires runs/synth_slt-hifigan_mr
 train tacotron2 runs/synth_slt-tacotron2
 train hifigan_finetune runs/synth_slt-hifigan_ft
 $PY/python results/tts_synth.py

@@ -97,6 +97,27 @@ def test_hifigan_finetunes_on_ground_truth_aligned_mels(runs, slt_corpus):
     assert load_tts_package(run / "model.safetensors").family == "hifigan"
 
 
+def test_hifigan_continues_from_a_checkpoint_with_a_multi_resolution_mel_loss(runs, slt_corpus):
+    """`finetune` with `init` only: the recordings' mels, training resumed from the first vocoder's weights (here
+    with extra mel-loss resolutions, as recipes/synth_slt/hifigan_multires.yaml)."""
+    root, out = runs
+    first = sorted(out["hifigan"].glob("step-*.pt"))[-1]
+    model = MODELS["hifigan"] | {"mel_loss_windows": [128, 256]}
+    run = _train(root, "hifigan", slt_corpus, run_name="hifigan_mr", finetune={"init": str(first)}, model=model)
+    fresh = _train(root, "hifigan", slt_corpus, run_name="hifigan_mr_fresh", model=model)
+    # the same loss from the first run's weights starts lower than from scratch
+    assert _losses(run, "mel_loss")[0] < 0.9 * _losses(fresh, "mel_loss")[0]
+
+
+def test_finetune_needs_an_acoustic_model_or_a_vocoder_to_start_from():
+    from seqspeech.errors import ConfigError
+    from seqspeech.tasks.tts import FinetuneSection
+
+    with pytest.raises(ConfigError, match="finetune needs 'acoustic'"):
+        FinetuneSection()
+    assert FinetuneSection(init="x.pt").acoustic is None
+
+
 @pytest.mark.parametrize("name,key", [("aligner", "loss"), ("fastspeech2", "mel_loss"), ("tacotron2", "mel_loss"),
                                       ("hifigan", "mel_loss")])
 def test_training_lowers_the_loss_and_writes_a_model(runs, name, key):

@@ -123,7 +123,8 @@ def test_vocoder_segments_align_wave_and_mel(tmp_path: Path) -> None:
     assert batch["wave"].shape == (2, 4096) and batch["mels"].shape == (2, 80, 16)
 
 
-@pytest.mark.parametrize("name", ["aligner", "fastspeech2", "tacotron2", "hifigan", "hifigan_finetune"])
+@pytest.mark.parametrize("name", ["aligner", "fastspeech2", "tacotron2", "hifigan", "hifigan_finetune",
+                                  "hifigan_multires"])
 def test_shipped_tts_recipes_load_and_build_their_models(name):
     """Every recipe of recipes/synth_slt/ is a valid strict config whose model section builds (presets included)."""
     import yaml

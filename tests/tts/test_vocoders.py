@@ -151,6 +151,8 @@ def test_preset_parameter_counts_match_the_paper():
         (dict(discriminator_channels=48), "multiple of 32"),
         (dict(mel_loss_weight=-1.0), "mel_loss_weight"),
         (dict(adversarial_start_step=-1), "adversarial_start_step"),
+        (dict(mel_loss_windows=(8,)), "mel_loss_windows must be a sequence of ints >= 16"),
+        (dict(mel_loss_windows=(130,)), "multiples of 4"),
         (dict(upsample_rates=(8, 8), upsample_kernel_sizes=(16, 16), head="istft", istft_hop_length=2),
          "istft_hop_length 2 = 128 must equal hop_length 256"),
     ],
@@ -250,6 +252,27 @@ def test_warm_up_trains_the_generator_on_the_mel_loss_only():
     late = model(segment_batch(step=5))
     assert late["d_loss"] > 0 and late["g_adv"] > 0 and late["fm_loss"] > 0
     assert model(segment_batch(step=5) | {"train_step": None})["d_loss"] > 0  # evaluation batches: all losses
+
+
+def test_multi_resolution_mel_loss_is_the_mean_over_resolutions():
+    """``mel_loss_windows``: the mel L1 of the input mel and of one mel per extra window, averaged."""
+    torch.manual_seed(0)
+    model = HiFiGAN(tiny(mel_loss_windows=(128, 512), adversarial_start_step=10**9))
+    configs = model.config.loss_mel_configs
+    assert [(c.n_fft, c.win_length, c.hop_length, c.n_mels) for c in configs[1:]] == [(128, 128, 32, 32),
+                                                                                      (512, 512, 128, 80)]
+    assert configs[0] == model.config.mel_config
+    batch = segment_batch(step=0)
+    out = model(batch)
+    with torch.no_grad():
+        fake = model.generator(batch["mels"]).squeeze(1)
+    expected = torch.stack([torch.nn.functional.l1_loss(MelSpectrogram(c)(fake), MelSpectrogram(c)(batch["wave"]))
+                            for c in configs]).mean()
+    torch.testing.assert_close(out["mel_loss"].detach(), expected, rtol=1e-4, atol=1e-5)
+    single = HiFiGAN(tiny(adversarial_start_step=10**9))
+    single.generator.load_state_dict(model.generator.state_dict())
+    torch.testing.assert_close(single(batch)["mel_loss"].detach(), torch.nn.functional.l1_loss(
+        MelSpectrogram(configs[0])(fake), MelSpectrogram(configs[0])(batch["wave"])), rtol=1e-4, atol=1e-5)
 
 
 def test_batch_validation_names_the_problem():

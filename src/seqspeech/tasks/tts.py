@@ -83,11 +83,17 @@ class FrontendSection:
 @dataclass(frozen=True)
 class FinetuneSection:
     """HiFi-GAN fine-tuning: ``acoustic`` is the FastSpeech 2 or Tacotron 2 model (package or checkpoint) whose
-    ground-truth-aligned mels replace the recordings' mels; ``init`` the vocoder to start from — a package (the
-    generator; the discriminators start afresh) or a trainer checkpoint (``.pt``: generator and discriminators)."""
+    ground-truth-aligned mels replace the recordings' mels (None: train on the recordings' mels); ``init`` the
+    vocoder to start from — a package (the generator; the discriminators start afresh) or a trainer checkpoint
+    (``.pt``: generator and discriminators). One of the two is needed."""
 
-    acoustic: str
+    acoustic: str | None = None
     init: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.acoustic and not self.init:
+            raise ConfigError("finetune needs 'acoustic' (ground-truth-aligned mels), 'init' (a vocoder to start "
+                              "from), or both")
 
 
 @dataclass(frozen=True)
@@ -335,7 +341,7 @@ def train_tts(recipe: TTSRecipe, out_dir: str | os.PathLike, *, resume: bool = F
             sets[name] = (utts, [i for i in items if i.id in targets[name]])
             extras[name] = _fs2_extras(targets[name], config)
     gta: dict[str, dict[str, Any]] = {}
-    if recipe.finetune is not None:
+    if recipe.finetune is not None and recipe.finetune.acoustic:
         for name in sets:
             utts, items = sets[name]
             gta[name] = ground_truth_aligned_mels(items, recipe, cache, Path(getattr(data, name)).stem)

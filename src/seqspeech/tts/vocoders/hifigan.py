@@ -11,7 +11,10 @@
   average-pooled; the first with spectral norm) return per-sub-discriminator scores and feature maps.
 * Losses: LSGAN discriminator and generator losses, feature matching (L1 between real and fake feature maps) and the
   L1 distance between log-mels (:class:`~seqspeech.tts.mel.MelSpectrogram`) of the real and generated waveforms,
-  weighted 45 : 2 : 1 (mel : feature matching : adversarial).
+  weighted 45 : 2 : 1 (mel : feature matching : adversarial). ``mel_loss_windows`` adds mel resolutions to that L1
+  (the mean over the input mel and one mel per window, hop a quarter of the window, ``min(n_mels, window // 4)``
+  bands), as in BigVGAN's / DAC's multi-scale mel loss: the input mel's 64 ms windows say nothing about timing
+  inside them, which only the discriminators would otherwise teach.
 * :class:`HiFiGAN` is the training wrapper the one trainer drives with ONE optimizer over generator and
   discriminators. Its forward computes the discriminator loss on ``(real, fake.detach())`` and the generator's
   adversarial and feature-matching losses through the discriminators with their parameters *detached*
@@ -125,10 +128,11 @@ class HiFiGANConfig:
     msd_scales: int = 3
     discriminator_channels: int = PAPER_DISCRIMINATOR_CHANNELS
     adversarial_start_step: int = 0
+    mel_loss_windows: tuple[int, ...] = ()  # extra mel-loss resolutions (STFT window sizes), see the module docs
 
     def __post_init__(self) -> None:
         for name in ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes", "resblock_dilation_sizes",
-                     "mpd_periods"):
+                     "mpd_periods", "mel_loss_windows"):
             object.__setattr__(self, name, _tuple(getattr(self, name)))
 
         def fail(message: str) -> None:
@@ -180,6 +184,9 @@ class HiFiGANConfig:
                     and value >= 0):
                 fail(f"{name} must be a finite number >= 0, got {value!r}")
         ints("mpd_periods", 1)
+        for window in ints("mel_loss_windows", 16):
+            if window % 4:
+                fail(f"mel_loss_windows must be multiples of 4 (the hop is a quarter), got {window}")
         channels = self.discriminator_channels
         if not _is_int(channels) or channels < 32 or channels % 32:
             fail(f"discriminator_channels must be a positive multiple of 32, got {channels!r}")
@@ -192,6 +199,13 @@ class HiFiGANConfig:
     def mel_config(self) -> MelConfig:
         """The mel definition of the inputs and of the mel loss."""
         return MelConfig(sample_rate=self.sample_rate, hop_length=self.hop_length, n_mels=self.n_mels)
+
+    @property
+    def loss_mel_configs(self) -> list[MelConfig]:
+        """Every resolution of the mel loss: the input mel's, then one per ``mel_loss_windows`` entry."""
+        return [self.mel_config] + [
+            MelConfig(sample_rate=self.sample_rate, n_fft=w, win_length=w, hop_length=w // 4,
+                      n_mels=min(self.n_mels, w // 4)) for w in self.mel_loss_windows]
 
     def to_dict(self) -> dict:
         return to_mapping(self)
@@ -550,7 +564,7 @@ class HiFiGAN(nn.Module):
         self.generator = build_generator(c)
         self.mpd = MultiPeriodDiscriminator(c.mpd_periods, _scaled(MPD_CHANNELS, c.discriminator_channels))
         self.msd = MultiScaleDiscriminator(c.msd_scales, _scaled(MSD_CHANNELS, c.discriminator_channels))
-        self.mel = MelSpectrogram(c.mel_config)
+        self.loss_mels = nn.ModuleList(MelSpectrogram(m) for m in c.loss_mel_configs)
 
     @property
     def hop_length(self) -> int:
@@ -582,9 +596,13 @@ class HiFiGAN(nn.Module):
         fake = self.generator(mels)  # (B, 1, T * hop)
         real = wave.unsqueeze(1).to(fake.dtype)
         with torch.autocast(device_type=fake.device.type, enabled=False):  # the mel loss in float32 under AMP
-            with torch.no_grad():
-                target = self.mel(wave.float())
-            mel_loss = F.l1_loss(self.mel(fake.squeeze(1).float()), target)
+            generated = fake.squeeze(1).float()
+            losses = []
+            for mel in self.loss_mels:
+                with torch.no_grad():
+                    target = mel(wave.float())
+                losses.append(F.l1_loss(mel(generated), target))
+            mel_loss = torch.stack(losses).mean()
         zero = mel_loss.new_zeros(())
         d_loss = g_adv = fm_loss = zero
         if self.adversarial(batch) and self.discriminators:
