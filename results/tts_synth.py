@@ -195,8 +195,8 @@ def table(results: dict) -> str:
     copies = results.get("copy_synthesis")
     if copies:
         lines.append("- Vocoders alone (ASR-WER rebuilding the teacher's audio from its own mels): " + ", ".join(
-            f"{NAMES['griffin-lim'] if key.startswith('griffin-lim') else NAMES.get(key, key)} "
-            f"({r['window_ms']} ms windows) {r['asr_wer']:.2f} %" for key, r in copies.items()) + ".")
+            (f"{NAMES['griffin-lim']} ({r['window_ms']} ms windows)" if key.startswith("griffin-lim")
+             else NAMES.get(key, key)) + f" {r['asr_wer']:.2f} %" for key, r in copies.items()) + ".")
     health = results.get("tacotron2_alignment")
     if health:
         lines.append(f"- Tacotron 2 alignment: {health['diagonal_rate']:.0%} of test sentences diagonal "
