@@ -1,6 +1,6 @@
 """Regenerate results/tts_synth.json, the README table and docs/samples/ for the synth_slt TTS recipes.
 
-    python results/tts_synth.py [--runs-dir runs] [--sentences 60] [--ship]
+    python results/tts_synth.py [--runs-dir runs] [--sentences 60] [--acoustic fastspeech2] [--ship [slt]]
 
 For each acoustic model run found (``runs/synth_slt-fastspeech2``, ``runs/synth_slt-tacotron2``) with each vocoder
 (Griffin-Lim, and each HiFi-GAN run with the same mel settings), on the held-out test sentences of the
@@ -257,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sentences", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--acoustic", nargs="+", choices=ACOUSTIC, default=None,
+                    help="re-measure only these acoustic models (and refresh the training summaries); every other "
+                         "entry of the JSON is kept")
     ap.add_argument("--ship", nargs="*", metavar="VOICE", choices=sorted(VOICES.values()),
                     help="copy the voices (default: all) into models/")
     args = ap.parse_args(argv)
@@ -274,13 +277,16 @@ def main(argv: list[str] | None = None) -> int:
 
         utts = read_manifest(DATA / "test.jsonl")[: args.sentences]
         asr = load_model("whisper-tiny.en")
-        results = {"teacher_asr_wer": teacher_wer(utts, asr), "systems": {}, "threads": args.threads,
-                   "training": {name: training_summary(_run(runs, name))
-                                for name in RUNS}}
+        kept = json.loads(OUT.read_text()) if args.acoustic and OUT.exists() else {}
+        measure = args.acoustic or ACOUSTIC
+        results = {"teacher_asr_wer": kept.get("teacher_asr_wer") or teacher_wer(utts, asr),
+                   "systems": {k: r for k, r in kept.get("systems", {}).items() if k.split("+")[0] not in measure},
+                   "threads": args.threads,
+                   "training": {name: training_summary(_run(runs, name)) for name in RUNS}}
         SAMPLES.mkdir(parents=True, exist_ok=True)
         for i, u in enumerate(utts[:SAMPLE_SENTENCES]):
             write_wav(SAMPLES / f"teacher-{i + 1}.wav", load_utterance_audio(u, 16000), 16000)
-        for acoustic in ACOUSTIC:
+        for acoustic in measure:
             model = _run(runs, acoustic) / "model.safetensors"
             if not model.exists():
                 continue
@@ -296,7 +302,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(key, r, flush=True)
             if acoustic == "tacotron2":
                 results["tacotron2_alignment"] = tacotron_alignment_health(model, utts)
-        results["copy_synthesis"] = vocoder_copy_synthesis(runs, utts, asr)
+        results["systems"] = dict(sorted(results["systems"].items(),  # table order: ACOUSTIC, stable within
+                                         key=lambda item: ACOUSTIC.index(item[0].split("+")[0])))
+        if "tacotron2" not in measure and "tacotron2_alignment" in kept:
+            results["tacotron2_alignment"] = kept["tacotron2_alignment"]
+        # the vocoders alone do not depend on the acoustic models
+        results["copy_synthesis"] = kept.get("copy_synthesis") or vocoder_copy_synthesis(runs, utts, asr)
         results["sample_texts"] = [u.normalized_text for u in utts[:SAMPLE_SENTENCES]]
         results["runs"] = {name: relative(_run(runs, name)) for name in RUNS}
         write_atomic(OUT, json.dumps(results, indent=2) + "\n")
