@@ -54,9 +54,18 @@ def _run(runs: Path, name: str) -> Path:
 
 
 def same_mel(acoustic: Path, vocoder: Path) -> bool:
-    from seqspeech.tts.package import load_tts_package
+    """Whether two package files were trained on the same mel settings (from their metadata, no weights read)."""
+    from seqspeech.packaging import json_field, read_metadata
 
-    return load_tts_package(acoustic, device="cpu").mel == load_tts_package(vocoder, device="cpu").mel
+    return json_field(read_metadata(acoustic), "mel", str(acoustic)) == json_field(read_metadata(vocoder), "mel",
+                                                                                   str(vocoder))
+
+
+def wer_percent(utts: list, hyps: list[str]) -> float:
+    """Word error rate (%) of ``hyps`` against the utterances' normalised texts."""
+    from seqspeech.metrics.wer import error_rate
+
+    return round(error_rate([u.normalized_text for u in utts], hyps, unit="word").rate * 100, 2)
 
 
 def evaluate_system(acoustic: Path, vocoder: Path | None, utts: list, asr, threads: int) -> dict:
@@ -65,13 +74,12 @@ def evaluate_system(acoustic: Path, vocoder: Path | None, utts: list, asr, threa
 
     from seqspeech.data.dataset import load_utterance_audio
     from seqspeech.metrics.tts import tts_metrics
-    from seqspeech.metrics.wer import error_rate
     from seqspeech.tts.synthesizer import Synthesizer
 
     torch.set_num_threads(threads)
     voice = Synthesizer.from_path(acoustic, vocoder=vocoder if vocoder is not None else "griffin-lim", device="cpu")
     sr = voice.sample_rate
-    refs, hyps, mcds, f0s, firsts, waves = [], [], [], [], [], []
+    hyps, mcds, f0s, firsts, waves = [], [], [], [], []
     audio_s = compute_s = 0.0
     for u in utts:
         t0 = time.perf_counter()
@@ -87,14 +95,13 @@ def evaluate_system(acoustic: Path, vocoder: Path | None, utts: list, asr, threa
         mcds.append(metrics.mcd_db)
         f0s.append(metrics.f0_rmse_hz)
         waves.append(wave)
-        refs.append(u.normalized_text)
     for wave in waves:
         import soxr
 
         hyps.append(asr.transcribe(soxr.resample(wave, sr, 16000).astype(np.float32)).text)
     out = {
-        "sentences": len(refs),
-        "asr_wer": round(error_rate(refs, hyps, unit="word").rate * 100, 2),
+        "sentences": len(utts),
+        "asr_wer": wer_percent(utts, hyps),
         "mcd_db": round(float(np.mean(mcds)), 3),
         "f0_rmse_hz": round(float(np.nanmean(f0s)), 2),
         "rtf": round(compute_s / max(audio_s, 1e-9), 4),
@@ -108,10 +115,9 @@ def evaluate_system(acoustic: Path, vocoder: Path | None, utts: list, asr, threa
 
 def teacher_wer(utts: list, asr) -> float:
     from seqspeech.data.dataset import load_utterance_audio
-    from seqspeech.metrics.wer import error_rate
 
     hyps = [asr.transcribe(load_utterance_audio(u, 16000)).text for u in utts]
-    return round(error_rate([u.normalized_text for u in utts], hyps, unit="word").rate * 100, 2)
+    return wer_percent(utts, hyps)
 
 
 def copy_synthesis(vocoder, mel_config, utts: list, asr) -> dict:
@@ -120,7 +126,6 @@ def copy_synthesis(vocoder, mel_config, utts: list, asr) -> dict:
     import torch
 
     from seqspeech.data.dataset import load_utterance_audio
-    from seqspeech.metrics.wer import error_rate
     from seqspeech.tts.mel import MelSpectrogram
 
     mel = MelSpectrogram(mel_config)
@@ -131,7 +136,7 @@ def copy_synthesis(vocoder, mel_config, utts: list, asr) -> dict:
             out = vocoder.infer(mel(wave)).reshape(-1).float().numpy()
         hyps.append(asr.transcribe(out).text)  # the TTS mels are at 16 kHz, Whisper's rate
     return {"sentences": len(utts), "window_ms": round(1000 * mel_config.win_length / mel_config.sample_rate),
-            "asr_wer": round(error_rate([u.normalized_text for u in utts], hyps, unit="word").rate * 100, 2)}
+            "asr_wer": wer_percent(utts, hyps)}
 
 
 def vocoder_copy_synthesis(runs: Path, utts: list, asr) -> dict:

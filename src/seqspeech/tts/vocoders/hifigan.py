@@ -596,11 +596,11 @@ class HiFiGAN(nn.Module):
         fake = self.generator(mels)  # (B, 1, T * hop)
         real = wave.unsqueeze(1).to(fake.dtype)
         with torch.autocast(device_type=fake.device.type, enabled=False):  # the mel loss in float32 under AMP
-            generated = fake.squeeze(1).float()
+            generated, recorded = fake.squeeze(1).float(), wave.float()
             losses = []
             for mel in self.loss_mels:
                 with torch.no_grad():
-                    target = mel(wave.float())
+                    target = mel(recorded)
                 losses.append(F.l1_loss(mel(generated), target))
             mel_loss = torch.stack(losses).mean()
         zero = mel_loss.new_zeros(())
