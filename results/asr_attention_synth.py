@@ -12,8 +12,9 @@ stored decoding options: remedies and, for AED, the joint CTC weight), with atte
 numbers come from results/asr_ctc_synth.json for comparison. Then, where the runs exist:
 
 * alignment speed: the first dev evaluation at which >= 90 % of dev alignments are diagonal (from the run's log),
-  for every run, and for the guided-attention ablation: las_location trained twice with the same short budget,
-  with and without the guided-attention loss (``runs/synth_en-las_location-guided``, ``-noguide``);
+  for every run; and the guided-attention ablation: the las_location run (guided loss on) against the same recipe,
+  seed and step budget without it (``runs/synth_en-las_location-noguide``), each checkpoint's teacher-forced dev
+  alignments scored, so the curves show which turns diagonal first;
 * long inputs: three test utterances concatenated (0.3 s pauses), decoded whole by content and location-aware LAS:
   CER and the share of utterances whose alignment skips, repeats or sticks;
 * streaming: the MoChA (and monotonic) model decoded chunk by chunk with :class:`LASStreamer`, CER and token delay
@@ -39,8 +40,10 @@ MODES = ("greedy", "beam", "beam_lm")
 RECIPES = ("las_content", "las_location", "las_monotonic", "las_mocha", "aed_conformer")
 # the las_location run resumed to 80 minutes of training (`train --resume --set train.max_minutes=80`)
 EXTENDED = ("las_location-80min",)
-# las_location twice with the same short budget, with and without the guided-attention loss
-ABLATION = ("las_location-guided", "las_location-noguide")
+# the guided-attention ablation: variant -> run (las_location as recipe'd, and the same recipe, seed and 1,005 steps
+# with `--set model.guided_attention=null`)
+ABLATION = {"guided": "las_location", "noguide": "las_location-noguide"}
+ABLATION_SHARES = (0.25, 0.5)  # report the first checkpoint step at which this share of dev alignments is diagonal
 DIAGONAL_SHARE = 0.9
 PAUSE_S = 0.3
 CHUNK_FRAMES = 16  # 160 ms feature chunks for streaming
@@ -103,20 +106,62 @@ def alignment_speed(run: Path) -> dict:
     return {"step": None, "minutes": None, "history": history}
 
 
+def checkpoints_by_step(run: Path) -> dict[int, Path]:
+    """The run's kept trainer checkpoints (``step-*.pt``, ``snapshot-*.pt``) by optimizer step."""
+    from seqspeech.training.checkpoint import load_checkpoint
+
+    found: dict[int, Path] = {}
+    for path in sorted(run.glob("*.pt")):
+        if path.name.startswith("step-"):
+            found.setdefault(int(path.stem.removeprefix("step-")), path)
+        elif path.name.startswith("snapshot-"):
+            found.setdefault(int(load_checkpoint(path)["step"]), path)
+    return dict(sorted(found.items()))
+
+
+def alignment_curve(run: Path, manifest: str, max_utterances: int) -> list[dict]:
+    """Per kept checkpoint: the teacher-forced attention of the reference transcripts on ``manifest`` (as the
+    trainer's dev log): share of diagonal alignments, mean diagonality and focus rate."""
+    from seqspeech.asr.attention_asr import AttentionASR
+    from seqspeech.data.dataset import load_utterance_audio
+    from seqspeech.data.manifest import read_manifest
+    from seqspeech.metrics.attention import alignment_metrics
+
+    utts = read_manifest(manifest)[:max_utterances]
+    waves = [load_utterance_audio(u) for u in utts]
+    curve = []
+    for step, path in checkpoints_by_step(run).items():
+        asr = AttentionASR.from_path(path, lm=False)
+        metrics = [alignment_metrics(asr.alignments(asr.features([w]), [asr.tokenizer.encode(u.normalized_text)])[0])
+                   for u, w in zip(utts, waves)]
+        n = max(len(metrics), 1)
+        curve.append({"step": step, "diagonal": round(sum(m.is_diagonal for m in metrics) / n, 3),
+                      "diagonality": round(sum(m.diagonality for m in metrics) / n, 4),
+                      "focus_rate": round(sum(m.focus_rate for m in metrics) / n, 4)})
+        print(f"{run.name:>28}  step {step:>5}  diagonal {curve[-1]['diagonal']:.3f}  "
+              f"diagonality {curve[-1]['diagonality']:.3f}", flush=True)
+    return curve
+
+
 def ablation_entry(run: Path, max_utterances: int | None) -> dict:
-    """A guided-attention ablation run: when its dev alignments turned diagonal, and its greedy test CER."""
+    """A guided-attention ablation arm: its dev alignment curve over checkpoints, the first step at which each of
+    ABLATION_SHARES of the dev alignments is diagonal, and the greedy test CER of its last checkpoint."""
     import yaml
 
     from seqspeech.asr.attention_asr import AttentionASR
     from seqspeech.tasks.evaluation import evaluate_manifest
 
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    curve = alignment_curve(run, recipe["data"]["dev"], recipe["data"].get("dev_max_utterances") or 200)
     out = {"run": relative(run), "guided_attention": recipe["model"].get("guided_attention"),
-           "training": training_summary(run), "alignment_speed": alignment_speed(run)}
-    if (run / "model.safetensors").exists():
-        asr = AttentionASR.from_path(run / "model.safetensors", lm=False)
+           "training": training_summary(run), "curve": curve,
+           "first_step_diagonal": {f"{share:.0%}": next((c["step"] for c in curve if c["diagonal"] >= share), None)
+                                   for share in ABLATION_SHARES}}
+    if curve:
+        last = checkpoints_by_step(run)[curve[-1]["step"]]
+        asr = AttentionASR.from_path(last, lm=False)
         r = evaluate_manifest(asr, recipe["eval"]["test"], modes=("greedy",), max_utterances=max_utterances or 100)
-        out["test_greedy"] = r["greedy"] | {"utterances": r["utterances"],
+        out["test_greedy"] = r["greedy"] | {"step": curve[-1]["step"], "utterances": r["utterances"],
                                             "diagonal_rate": r["attention"]["diagonal_rate"]}
     return out
 
@@ -249,11 +294,12 @@ def table(results: dict) -> str:
             lines.append(f"- {name}: dev alignments {DIAGONAL_SHARE:.0%} diagonal at step {speed['step']} "
                          f"({speed['minutes']} min).")
     for name, r in (results.get("guided_attention_ablation") or {}).items():
-        speed = r.get("alignment_speed") or {}
         test = r.get("test_greedy") or {}
-        lines.append(f"- Ablation {name}: dev alignments {DIAGONAL_SHARE:.0%} diagonal at step {speed.get('step')} "
-                     f"({speed.get('minutes')} min; {(r.get('training') or {}).get('steps')} steps in all); greedy "
-                     f"test CER {test.get('cer')} % ({test.get('utterances')} utt).")
+        curve = ", ".join(f"{c['step']}: {c['diagonal']:.0%}" for c in r.get("curve") or [])
+        firsts = ", ".join(f"{share} at step {step}" for share, step in (r.get("first_step_diagonal") or {}).items())
+        lines.append(f"- Guided-attention ablation, {name} ({r['run']}): diagonal teacher-forced dev alignments by "
+                     f"step {curve}; first reached {firsts}; greedy test CER at step {test.get('step')} "
+                     f"{test.get('cer')} % ({test.get('utterances')} utt).")
     for key, title in (("long_inputs", "Long inputs (3 utterances concatenated)"), ("streaming", "Streaming")):
         for name, r in (results.get(key) or {}).items():
             lines.append(f"- {title}, {name}: " + ", ".join(f"{k} {v}" for k, v in r.items()))
@@ -331,8 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             run = _run_dir(runs_dir, recipe)
             if wanted(recipe) and (run / "model.safetensors").exists():
                 results["runs"][recipe] = evaluate_run(run, args.max_utterances, args.beam_size)
-        for variant in ABLATION:
-            run = _run_dir(runs_dir, variant)
+        for variant, recipe in ABLATION.items():
+            run = _run_dir(runs_dir, recipe)
             if wanted(variant) and (run / "log.jsonl").exists():
                 results["guided_attention_ablation"][variant] = ablation_entry(run, args.max_utterances)
         test = str(ROOT / "data" / "synth_en" / "test.jsonl")

@@ -121,6 +121,22 @@ def test_guided_loss_grows_off_the_diagonal_and_matches_the_reference():
     assert zero < float(guided_attention_loss(near, lens, lens)) < float(guided_attention_loss(anti, lens, lens))
 
 
+def test_guided_loss_counts_missing_mass_as_off_diagonal():
+    """A monotonic attention's row may sum to < 1; attending nothing must not be the cheapest alignment."""
+    out_lens, in_lens = torch.tensor([4, 2]), torch.tensor([6, 5])
+    nothing = torch.zeros(2, 4, 6)
+    assert float(guided_attention_loss(nothing, out_lens, in_lens)) == pytest.approx((4 + 2) / 2)
+    lens = torch.tensor([6])
+    scale = torch.tensor(0.5, requires_grad=True)
+    loss = guided_attention_loss(scale * torch.eye(6)[None], lens, lens)
+    assert float(loss) == pytest.approx(6 * 0.5)
+    loss.backward()
+    assert float(scale.grad) < 0  # more mass on the diagonal lowers the loss
+    anti = torch.flip(torch.eye(6), dims=[1])[None]
+    assert float(guided_attention_loss(anti, lens, lens)) < float(guided_attention_loss(torch.zeros(1, 6, 6), lens,
+                                                                                          lens))
+
+
 def test_diagonal_prior_shape_and_padding():
     w = diagonal_prior(torch.tensor([2, 3]), torch.tensor([4, 2]), 3, 4, 0.2)
     assert w.shape == (2, 3, 4)

@@ -123,8 +123,10 @@ def test_vocoder_segments_align_wave_and_mel(tmp_path: Path) -> None:
     assert batch["wave"].shape == (2, 4096) and batch["mels"].shape == (2, 80, 16)
 
 
-@pytest.mark.parametrize("name", ["aligner", "fastspeech2", "tacotron2", "hifigan", "hifigan_finetune",
-                                  "hifigan_multires"])
+TTS_RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "synth_slt"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in TTS_RECIPES.glob("*.yaml")))
 def test_shipped_tts_recipes_load_and_build_their_models(name):
     """Every recipe of recipes/synth_slt/ is a valid strict config whose model section builds (presets included)."""
     import yaml
@@ -132,7 +134,7 @@ def test_shipped_tts_recipes_load_and_build_their_models(name):
     from seqspeech.tasks.tts import load_recipe, model_config
     from seqspeech.tts.package import tts_family_parts
 
-    path = Path(__file__).resolve().parents[2] / "recipes" / "synth_slt" / f"{name}.yaml"
+    path = TTS_RECIPES / f"{name}.yaml"
     recipe = load_recipe(yaml.safe_load(path.read_text()), str(path))
     config = model_config(recipe, vocab_size=77)
     model = tts_family_parts(recipe.family)[1](config)
