@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -176,6 +178,20 @@ def test_hard_monotonic_moves_left_to_right_and_can_attend_nothing() -> None:
     assert nothing.sum() == 0
     # once nothing was attended, nothing is attended later
     assert hard_monotonic_alignment(torch.full((1, 5), 9.0), nothing, pad).sum() == 0
+
+
+def test_hard_monotonic_stops_at_the_median_of_the_soft_stopping_time() -> None:
+    """p = 0.3 everywhere never reaches the paper's p >= 0.5, but the chance of having stopped passes one half at the
+    second frame scanned (1 - 0.7**2 = 0.51): where the soft alignment puts its mass, not nowhere."""
+    pad = make_pad_mask(torch.tensor([6]), 6)
+    prev = torch.tensor([[0.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
+    logit = math.log(0.3 / 0.7)
+    assert hard_monotonic_alignment(torch.full((1, 6), logit), prev, pad).tolist() == [[0, 0, 1, 0, 0, 0]]
+    soft = soft_monotonic_alignment(torch.full((1, 6), logit), prev, pad)
+    assert float(soft[0, :3].sum()) >= 0.5 > float(soft[0, :2].sum())  # the soft mass's median frame
+    # frames before the previous one do not count, and a padded tail never stops
+    assert hard_monotonic_alignment(torch.tensor([[9.0, -9.0, -9.0, -9.0, logit, 9.0]]), prev,
+                                    make_pad_mask(torch.tensor([5]), 6)).sum() == 0
 
 
 @pytest.mark.parametrize("mode", ["soft", "hard"])

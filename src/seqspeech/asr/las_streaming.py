@@ -9,8 +9,8 @@
 
 Why this is exact: the listener is unidirectional, so memory frame j depends on input frames ``< 2**levels * (j+1)``
 only (:meth:`~seqspeech.asr.las.PyramidalLSTMListener.infer` carries the LSTM states and buffers a pyramid level's
-odd frame). A hard monotonic step scans from the previously attended frame and stops at the first frame whose stop
-probability is >= 0.5: the decision to stop at frame j reads frames ``<= j`` only, and MoChA's chunk only looks back
+odd frame). A hard monotonic step scans from the previously attended frame and stops at the first frame where the
+probability of having stopped reaches 0.5: the decision to stop at frame j reads frames ``<= j`` only, and MoChA's chunk only looks back
 from j. So a step is final once a stop frame j is found among the frames available, and the streamer additionally
 waits until ``j + lookahead`` frames exist. The length cap ``max(1, ceil(max_len_ratio * T'))`` only grows with T', so a
 token beyond the current cap waits for more frames. The result equals offline :meth:`LASModel.greedy` in eval (hard)
