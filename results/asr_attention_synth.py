@@ -13,10 +13,10 @@ numbers come from results/asr_ctc_synth.json for comparison. Then, where the run
 
 * alignment speed: the first dev evaluation at which >= 90 % of dev alignments are diagonal (from the run's log),
   for every run; and the guided-attention ablation: the las_location run (guided loss on) against the same recipe,
-  seed and step budget without it (``runs/synth_en-las_location-noguide``), each checkpoint's teacher-forced dev
-  alignments scored, so the curves show which turns diagonal first;
-* long inputs: three test utterances concatenated (0.3 s pauses), decoded whole by content and location-aware LAS:
-  CER and the share of utterances whose alignment skips, repeats or sticks;
+  seed and steps without it (``runs/synth_en-las_location-noguide``), each checkpoint up to COMPARE_STEP scored on
+  its teacher-forced dev alignments, so the curves show which turns diagonal first;
+* long inputs: three test utterances concatenated (0.3 s pauses), decoded whole by content and location-aware LAS
+  at the same step (COMPARE_STEP): CER and the share of utterances whose alignment skips, repeats or sticks;
 * streaming: the MoChA (and monotonic) model decoded chunk by chunk with :class:`LASStreamer`, CER and token delay
   (audio time between a token's attended frame and its emission) vs the same model offline and the full-attention
   location model, whose every token waits for the end of the utterance.
@@ -44,6 +44,9 @@ EXTENDED = ("las_location-80min",)
 # with `--set model.guided_attention=null`)
 ABLATION = {"guided": "las_location", "noguide": "las_location-noguide"}
 ABLATION_SHARES = (0.25, 0.5)  # report the first checkpoint step at which this share of dev alignments is diagonal
+# the ablation arms and the long-input pair (las_content vs las_location) are compared at the same optimizer step:
+# the las_location run keeps checkpoints at steps 293, 512, 800, 1000 and 1005; the others were stopped at 800
+COMPARE_STEP = 800
 DIAGONAL_SHARE = 0.9
 PAUSE_S = 0.3
 CHUNK_FRAMES = 16  # 160 ms feature chunks for streaming
@@ -131,6 +134,8 @@ def alignment_curve(run: Path, manifest: str, max_utterances: int) -> list[dict]
     waves = [load_utterance_audio(u) for u in utts]
     curve = []
     for step, path in checkpoints_by_step(run).items():
+        if step > COMPARE_STEP:
+            continue
         asr = AttentionASR.from_path(path, lm=False)
         metrics = [alignment_metrics(asr.alignments(asr.features([w]), [asr.tokenizer.encode(u.normalized_text)])[0])
                    for u, w in zip(utts, waves)]
@@ -166,8 +171,9 @@ def ablation_entry(run: Path, max_utterances: int | None) -> dict:
     return out
 
 
-def long_inputs(run: Path, manifest: str, count: int) -> dict:
-    """Decode ``count`` concatenations of three test utterances whole (no windows)."""
+def long_inputs(model: Path, manifest: str, count: int) -> dict:
+    """Decode ``count`` concatenations of three test utterances whole (no windows), and the same utterances one by
+    one (``cer_single``: how well the model reads at all)."""
     import numpy as np
 
     from seqspeech.asr.attention_asr import AttentionASR
@@ -177,13 +183,17 @@ def long_inputs(run: Path, manifest: str, count: int) -> dict:
     from seqspeech.metrics.wer import error_rate
     from seqspeech.tasks.evaluation import light_normalize
 
-    asr = AttentionASR.from_path(run / "model.safetensors", lm=False)
+    asr = AttentionASR.from_path(model, lm=False)
     utts = read_manifest(manifest)[: 3 * count]
     pause = np.zeros(int(PAUSE_S * 16000), np.float32)
-    refs, hyps, metrics = [], [], []
+    refs, hyps, metrics, singles = [], [], [], []
     for i in range(0, len(utts) - 2, 3):
         parts = utts[i : i + 3]
-        wave = np.concatenate([x for u in parts for x in (load_utterance_audio(u), pause)][:-1])
+        waves = [load_utterance_audio(u) for u in parts]
+        for w in waves:
+            memory, lens = asr.encode([w])
+            singles.append(asr.tokenizer.decode(asr.decode(memory, lens, beam_size=1, ctc_weight=0.0)[0]))
+        wave = np.concatenate([x for w in waves for x in (w, pause)][:-1])
         memory, lens = asr.encode([wave])
         tokens = asr.decode(memory, lens, beam_size=1, ctc_weight=0.0)[0]
         weights = asr.alignments(asr.features([wave]), [tokens])[0]
@@ -193,7 +203,10 @@ def long_inputs(run: Path, manifest: str, count: int) -> dict:
     summary = summarize_alignments(metrics)
     cer = error_rate(refs, hyps, unit="char", normalizer=light_normalize).rate
     wer = error_rate(refs, hyps, unit="word", normalizer=light_normalize).rate
-    return {"utterances": len(refs), "cer": round(cer * 100, 2), "wer": round(wer * 100, 2),
+    single = error_rate([u.normalized_text for u in utts[: len(singles)]], singles, unit="char",
+                        normalizer=light_normalize).rate
+    return {"model": relative(model), "utterances": len(refs), "cer": round(cer * 100, 2), "wer": round(wer * 100, 2),
+            "cer_single": round(single * 100, 2),
             **{k: summary[k] for k in ("skip_rate", "repeat_rate", "stuck_rate", "diagonal_rate")}}
 
 
@@ -384,14 +397,19 @@ def main(argv: list[str] | None = None) -> int:
         test = str(ROOT / "data" / "synth_en" / "test.jsonl")
         if wanted("long_inputs"):
             for recipe in ("las_content", "las_location"):
-                if recipe in results["runs"]:
-                    results["long_inputs"][recipe] = long_inputs(_run_dir(runs_dir, recipe), test, args.long_count)
+                model = checkpoints_by_step(_run_dir(runs_dir, recipe)).get(COMPARE_STEP)
+                if model is not None:
+                    results["long_inputs"][f"{recipe} (step {COMPARE_STEP})"] = long_inputs(model, test,
+                                                                                          args.long_count)
+            shipped = _run_dir(runs_dir, "las_location-80min") / "model.safetensors"  # how a trained model fares
+            if shipped.exists():
+                results["long_inputs"]["las_location-80min"] = long_inputs(shipped, test, args.long_count)
         if wanted("streaming"):
             for recipe in ("las_mocha", "las_monotonic"):
-                if recipe in results["runs"]:
+                if (_run_dir(runs_dir, recipe) / "model.safetensors").exists():
                     results["streaming"][recipe] = streaming(_run_dir(runs_dir, recipe), test,
                                                              args.stream_utterances, lookahead=0)
-            if "las_location" in results["runs"]:
+            if (_run_dir(runs_dir, "las_location") / "model.safetensors").exists():
                 results["streaming"]["las_location (full attention)"] = full_attention_delay(
                     _run_dir(runs_dir, "las_location"), test, args.stream_utterances)
         write_atomic(OUT, json.dumps(results, indent=2) + "\n")
