@@ -38,13 +38,19 @@ DATA = ROOT / "data" / "synth_slt"
 SAMPLE_SENTENCES = 2
 VOICES = {"fastspeech2": "slt", "tacotron2": "tacotron2-slt"}
 # the HiFi-GAN runs and the acoustic models each is tried with: trained on the recordings' mels; continued with a
-# multi-resolution mel loss (hifigan_multires.yaml); fine-tuned on FastSpeech 2's ground-truth-aligned mels
-VOCODERS = {"hifigan": ACOUSTIC, "hifigan_mr": ACOUSTIC, "hifigan_ft": ("fastspeech2",)}
-VOCODER_RECIPES = {"hifigan": ("hifigan",), "hifigan_mr": ("hifigan", "hifigan_multires"),
-                   "hifigan_ft": ("hifigan", "hifigan_finetune")}
+# multi-resolution mel loss (hifigan_multires.yaml); fine-tuned on FastSpeech 2's ground-truth-aligned mels (with
+# GAN losses: hifigan_finetune.yaml; mel-only, multi-resolution: hifigan_multires_gta.yaml)
+VOCODERS = {"hifigan": ACOUSTIC, "hifigan_mr": ACOUSTIC, "hifigan_ft": ("fastspeech2",),
+            "hifigan_mr_gta": ("fastspeech2",)}
+# the runs each vocoder's training goes through, in order (run names); the recipe file of a run where it differs
+VOCODER_CHAIN = {"hifigan": ("hifigan",), "hifigan_mr": ("hifigan", "hifigan_mr"), "hifigan_ft": ("hifigan", "hifigan_ft"),
+                 "hifigan_mr_gta": ("hifigan", "hifigan_mr", "hifigan_mr_gta")}
+RECIPE_FILES = {"hifigan_mr": "hifigan_multires", "hifigan_ft": "hifigan_finetune",
+                "hifigan_mr_gta": "hifigan_multires_gta"}
 RUNS = (*ACOUSTIC, "aligner", *VOCODERS)
 NAMES = {"fastspeech2": "FastSpeech 2", "tacotron2": "Tacotron 2", "griffin-lim": "Griffin-Lim", "hifigan": "HiFi-GAN",
-         "hifigan_mr": "HiFi-GAN + multi-resolution mel loss", "hifigan_ft": "HiFi-GAN fine-tuned (FastSpeech 2 GTA mels)"}
+         "hifigan_mr": "HiFi-GAN + multi-resolution mel loss", "hifigan_ft": "HiFi-GAN fine-tuned (FastSpeech 2 GTA mels)",
+         "hifigan_mr_gta": "HiFi-GAN + multi-resolution, then fine-tuned mel-only on FastSpeech 2 GTA mels"}
 DATA_CARD = ("seqspeech corpus synth data/synth_slt --voice flite:slt --sentences 4000 --dev 100 --test 100 --seed 1: "
              "one speaker (flite's cmu_us_slt), 16 kHz; the test sentences are never trained on")
 
@@ -236,17 +242,17 @@ def ship_voice(acoustic: str, vocoder: str, runs: Path, results: dict) -> None:
         save_tts_package(dest / filename, pkg.family, pkg.model, pkg.config, mel=pkg.mel, frontend=pkg.frontend,
                          extra=None)
         heads[filename] = getattr(pkg.config, "head", None)
-    key = f"{acoustic}+{vocoder}"
+    key, chain = f"{acoustic}+{vocoder}", VOCODER_CHAIN[vocoder]
     vocoder_kind = "HiFi-GAN with an iSTFT head (iSTFTNet)" if heads[VOCODER_FILE] == "istft" else "HiFi-GAN"
     card = {
         "name": dest.name, "family": "tts",
         "architecture": f"{acoustic} (acoustic model) + {vocoder_kind} (vocoder), 16 kHz, phoneme input "
                         "(CMUdict G2P, espeak-ng for unknown words)",
-        "recipes": [f"recipes/synth_slt/{name}.yaml" for name in (acoustic, *VOCODER_RECIPES[vocoder])]
+        "recipes": [f"recipes/synth_slt/{RECIPE_FILES.get(name, name)}.yaml" for name in (acoustic, *chain)]
                    + (["recipes/synth_slt/aligner.yaml"] if acoustic == "fastspeech2" else []),
         "vocoder_run": vocoder,
         "data": DATA_CARD,
-        "training": {name: results["training"].get(name) for name in (acoustic, *VOCODER_RECIPES[vocoder][:1], vocoder)},
+        "training": {name: results["training"].get(name) for name in (acoustic, *chain)},
         "metrics": results["systems"].get(key),
         "teacher_asr_wer": results.get("teacher_asr_wer"),
         "limitations": "Trained on one synthetic voice (flite slt) on 2 CPU cores: it sounds like a vocoded flite voice. "
