@@ -40,13 +40,14 @@ MODES = ("greedy", "beam", "beam_lm")
 RECIPES = ("las_content", "las_location", "las_monotonic", "las_mocha", "aed_conformer")
 # the las_location run resumed to 80 minutes of training (`train --resume --set train.max_minutes=80`)
 EXTENDED = ("las_location-80min",)
-# the guided-attention ablation: variant -> run (las_location as recipe'd, and the same recipe, seed and 1,005 steps
-# with `--set model.guided_attention=null`)
+# the guided-attention ablation: variant -> run (las_location as recipe'd, and the same recipe and seed with
+# `--set model.guided_attention=null --set train.max_steps=1600`)
 ABLATION = {"guided": "las_location", "noguide": "las_location-noguide"}
 ABLATION_SHARES = (0.25, 0.5)  # report the first checkpoint step at which this share of dev alignments is diagonal
 # the ablation arms and the long-input pair (las_content vs las_location) are compared at the same optimizer step:
-# the las_location run keeps checkpoints at steps 293, 512, 800, 1000 and 1005; the others were stopped at 800
-COMPARE_STEP = 800
+# every checkpoint_every=200 steps; las_location keeps all of them (`--set train.keep_checkpoints=30`), the
+# no-guide arm and las_content stop at COMPARE_STEP (`--set train.max_steps=1600`)
+COMPARE_STEP = 1600
 DIAGONAL_SHARE = 0.9
 PAUSE_S = 0.3
 CHUNK_FRAMES = 16  # 160 ms feature chunks for streaming
