@@ -38,8 +38,10 @@ from common import (  # noqa: E402
 OUT = ROOT / "results" / "asr_attention_synth.json"
 MODES = ("greedy", "beam", "beam_lm")
 RECIPES = ("las_content", "las_location", "las_monotonic", "las_mocha", "aed_conformer")
-# the las_location run resumed to 80 minutes of training (`train --resume --set train.max_minutes=80`)
-EXTENDED = ("las_location-80min",)
+# las_location-80min: an earlier las_location run resumed to 80 minutes (`train --resume --set
+# train.max_minutes=80`), kept in the JSON; las_mocha-40min: the las_mocha run's model at 40 minutes, before it was
+# resumed to 65 minutes (its model.safetensors, recipe, LM and tokenizer copied to runs/synth_en-las_mocha-40min)
+EXTENDED = ("las_location-80min", "las_mocha-40min")
 # the guided-attention ablation: variant -> run (las_location as recipe'd, and the same recipe and seed with
 # `--set model.guided_attention=null --set train.max_steps=1600`)
 ABLATION = {"guided": "las_location", "noguide": "las_location-noguide"}
@@ -174,7 +176,7 @@ def ablation_entry(run: Path, max_utterances: int | None) -> dict:
 
 def long_inputs(model: Path, manifest: str, count: int) -> dict:
     """Decode ``count`` concatenations of three test utterances whole (no windows), and the same utterances one by
-    one (``cer_single``: how well the model reads at all)."""
+    one (``cer_single``: how well the model reads at all); ``length_ratio``: hypothesis / reference characters."""
     import numpy as np
 
     from seqspeech.asr.attention_asr import AttentionASR
@@ -208,6 +210,8 @@ def long_inputs(model: Path, manifest: str, count: int) -> dict:
                         normalizer=light_normalize).rate
     return {"model": relative(model), "utterances": len(refs), "cer": round(cer * 100, 2), "wer": round(wer * 100, 2),
             "cer_single": round(single * 100, 2),
+            # < 1: the model stopped early (deletions), > 1: it looped (insertions)
+            "length_ratio": round(sum(map(len, hyps)) / max(sum(map(len, refs)), 1), 3),
             **{k: summary[k] for k in ("skip_rate", "repeat_rate", "stuck_rate", "diagonal_rate")}}
 
 
@@ -299,10 +303,18 @@ def table(results: dict) -> str:
     lines.append("Greedy: attention only. Beam 8 with each recipe's stored options (AED: joint CTC/attention, CTC "
                  "weight 0.3; LAS: EOS threshold 1.5, length penalty 0.6); beam+LM adds the 3-gram word LM with the "
                  "weight tuned on dev (per run, in the JSON). Diagonal: share of utterances whose greedy alignment has "
-                 "no skip, repeat or stuck run and most attention near the diagonal (metrics/attention.py). 40 "
-                 "minutes of training on 2 CPU cores each (las_location-80min: the las_location run resumed to 80 "
-                 "minutes).")
+                 "no skip, repeat or stuck run and most attention near the diagonal (metrics/attention.py). Training on "
+                 "2 CPU cores: aed_conformer and las_location 40 minutes alone; las_content stopped at step "
+                 f"{COMPARE_STEP:,} (for the long-input comparison, one thread next to another run); las_mocha 40 "
+                 "minutes on one thread next to another run (las_mocha-40min), then resumed to 65 minutes "
+                 "(las_mocha); las_location-80min: an earlier las_location run, before the listener ran padded "
+                 "instead of packed and 3.3x slower, resumed to 80 minutes.")
     for name, run in results["runs"].items():
+        training = run.get("training") or {}
+        if training.get("steps"):
+            lines.append(f"- {name}: {training['steps']:,} steps ({training['utterances_per_second']:.1f} "
+                         "utterances/s), "
+                         f"{training['parameters'] / 1e6:.2f} M parameters.")
         speed = run.get("alignment_speed") or {}
         if speed.get("step") is not None:
             lines.append(f"- {name}: dev alignments {DIAGONAL_SHARE:.0%} diagonal at step {speed['step']} "
@@ -402,11 +414,11 @@ def main(argv: list[str] | None = None) -> int:
                 if model is not None:
                     results["long_inputs"][f"{recipe} (step {COMPARE_STEP})"] = long_inputs(model, test,
                                                                                           args.long_count)
-            shipped = _run_dir(runs_dir, "las_location-80min") / "model.safetensors"  # how a trained model fares
-            if shipped.exists():
-                results["long_inputs"]["las_location-80min"] = long_inputs(shipped, test, args.long_count)
+            final = _run_dir(runs_dir, "las_location") / "model.safetensors"  # how the fully trained model fares
+            if final.exists():
+                results["long_inputs"]["las_location (final, averaged)"] = long_inputs(final, test, args.long_count)
         if wanted("streaming"):
-            for recipe in ("las_mocha", "las_monotonic"):
+            for recipe in ("las_mocha", "las_mocha-40min", "las_monotonic"):
                 if (_run_dir(runs_dir, recipe) / "model.safetensors").exists():
                     results["streaming"][recipe] = streaming(_run_dir(runs_dir, recipe), test,
                                                              args.stream_utterances, lookahead=0)
