@@ -307,7 +307,7 @@ def table(results: dict) -> str:
                  "2 CPU cores: aed_conformer and las_location 40 minutes alone; las_content stopped at step "
                  f"{COMPARE_STEP:,} (for the long-input comparison, one thread next to another run); las_mocha 40 "
                  "minutes on one thread next to another run (las_mocha-40min), then resumed to 65 minutes "
-                 "(las_mocha); las_location-80min: an earlier las_location run, before the listener ran padded "
+                 "(las_mocha); las_monotonic 25 minutes alone; las_location-80min: an earlier las_location run, before the listener ran padded "
                  "instead of packed and 3.3x slower, resumed to 80 minutes.")
     for name, run in results["runs"].items():
         training = run.get("training") or {}
