@@ -303,18 +303,17 @@ def table(results: dict) -> str:
     lines.append("Greedy: attention only. Beam 8 with each recipe's stored options (AED: joint CTC/attention, CTC "
                  "weight 0.3; LAS: EOS threshold 1.5, length penalty 0.6); beam+LM adds the 3-gram word LM with the "
                  "weight tuned on dev (per run, in the JSON). Diagonal: share of utterances whose greedy alignment has "
-                 "no skip, repeat or stuck run and most attention near the diagonal (metrics/attention.py). Training on "
-                 "2 CPU cores: aed_conformer and las_location 40 minutes alone; las_content stopped at step "
-                 f"{COMPARE_STEP:,} (for the long-input comparison, one thread next to another run); las_mocha 40 "
-                 "minutes on one thread next to another run (las_mocha-40min), then resumed to 65 minutes "
-                 "(las_mocha); las_monotonic 25 minutes alone; las_location-80min: an earlier las_location run, before the listener ran padded "
-                 "instead of packed and 3.3x slower, resumed to 80 minutes.")
+                 "no skip, repeat or stuck run and most attention near the diagonal (metrics/attention.py). "
+                 "Training on 2 CPU cores: aed_conformer and las_location 40 minutes alone; las_content stopped at "
+                 f"step {COMPARE_STEP:,} (for the long-input comparison, one thread next to another run); las_mocha "
+                 "40 minutes on one thread next to another run (las_mocha-40min), then resumed to 65 minutes "
+                 "(las_mocha); las_monotonic 25 minutes alone; las_location-80min: an earlier las_location run, "
+                 "before the listener ran padded instead of packed and 3.3x slower, resumed to 80 minutes.")
     for name, run in results["runs"].items():
         training = run.get("training") or {}
         if training.get("steps"):
             lines.append(f"- {name}: {training['steps']:,} steps ({training['utterances_per_second']:.1f} "
-                         "utterances/s), "
-                         f"{training['parameters'] / 1e6:.2f} M parameters.")
+                         f"utterances/s), {training['parameters'] / 1e6:.2f} M parameters.")
         speed = run.get("alignment_speed") or {}
         if speed.get("step") is not None:
             lines.append(f"- {name}: dev alignments {DIAGONAL_SHARE:.0%} diagonal at step {speed['step']} "
