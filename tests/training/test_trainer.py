@@ -434,3 +434,24 @@ def test_fp16_on_cpu_and_bad_model_output_are_clear_errors(tmp_path):
         Trainer(
             NoLoss(), ToyDataset(8), PlainBatchSampler(8, 2), collate, config(max_steps=2), tmp_path
         ).fit()
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_amp_auto_uses_bf16_only_where_native(tmp_path, monkeypatch, native):
+    """A CPU without AVX512-BF16/AMX emulates bf16 (a Conformer step 10x slower than float32): ``auto`` trains
+    in float32 there, in bf16 where the hardware has it; a forced ``bf16`` on such a CPU warns."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert trainer_module.native_bf16(torch.device("cpu")) is native
+
+    def run(amp: str, out) -> str:
+        Trainer(toy_model(), ToyDataset(8), PlainBatchSampler(8, 2), collate, config(max_steps=1, amp=amp),
+                out).fit()
+        return log_events(out, "start")[0]["amp"]
+
+    assert run("auto", tmp_path / "auto") == ("bf16" if native else "none")
+    if native:
+        assert run("bf16", tmp_path / "forced") == "bf16"
+    else:
+        with pytest.warns(UserWarning, match="no native bf16"):
+            assert run("bf16", tmp_path / "forced") == "bf16"
