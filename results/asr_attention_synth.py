@@ -19,7 +19,10 @@ numbers come from results/asr_ctc_synth.json for comparison. Then, where the run
   at the same step (COMPARE_STEP): CER and the share of utterances whose alignment skips, repeats or sticks;
 * streaming: the MoChA (and monotonic) model decoded chunk by chunk with :class:`LASStreamer`, CER and token delay
   (audio time between a token's attended frame and its emission) vs the same model offline and the full-attention
-  location model, whose every token waits for the end of the utterance.
+  location model, whose every token waits for the end of the utterance;
+* head to head (``head_to_head``): the CTC and AED recipes trained side by side on this machine (HEAD_TO_HEAD),
+  each with its LM weights tuned on dev, on every evaluation set: the issue's "AED <= CTC at the same training
+  time" measured on one clock.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ COMPARE_STEP = 1600
 DIAGONAL_SHARE = 0.9
 PAUSE_S = 0.3
 CHUNK_FRAMES = 16  # 160 ms feature chunks for streaming
+# AED vs CTC on one machine and one clock: both recipes trained side by side, one thread each, 40 minutes
+# (`OMP_NUM_THREADS=1 seqspeech train recipes/synth_en/asr_ctc.yaml --out runs/cmp-ctc` and the AED recipe with
+# `--out runs/cmp-aed`); earlier numbers came from a machine with native bf16, this one has none (AVX2 only)
+HEAD_TO_HEAD = {"ctc": "cmp-ctc", "aed": "cmp-aed"}
 LM_WEIGHTS = (0.0, 0.2, 0.3)  # tuned on dev for beam+LM (0.5 and above made the AED end hypotheses early)
 LM_TUNING_UTTERANCES = 100  # dev utterances per LM weight (beam search is the slow part of this script)
 
@@ -280,6 +287,32 @@ def full_attention_delay(run: Path, manifest: str, max_utterances: int) -> dict:
             "token_delay_ms_p90": round(delays[int(0.9 * (len(delays) - 1))], 1) if delays else None}
 
 
+def head_to_head(runs_dir: Path, max_utterances: int | None, beam_size: int) -> dict:
+    """The CTC and AED runs trained side by side, each scored on every evaluation set (LM weights tuned on dev:
+    word bonus too for CTC, as in results/asr_ctc_synth.py)."""
+    import yaml
+    from asr_ctc_synth import tune
+
+    from seqspeech.asr.ctc_asr import CTCASR
+    from seqspeech.tasks.evaluation import evaluate_manifest
+
+    out = {}
+    ctc_run, aed_run = (runs_dir / HEAD_TO_HEAD[k] for k in ("ctc", "aed"))
+    if (ctc_run / "model.safetensors").exists():
+        recipe = yaml.safe_load((ctc_run / "recipe.yaml").read_text())
+        probe = CTCASR.from_path(ctc_run / "model.safetensors", lm=ctc_run / "lm.arpa")
+        decode = tune(probe, recipe["data"]["dev"], beam_size)
+        asr = CTCASR.from_path(ctc_run / "model.safetensors", lm=ctc_run / "lm.arpa",
+                               lm_weight=decode["lm_weight"], word_bonus=decode["word_bonus"])
+        out["ctc"] = {"run": relative(ctc_run), "decode": decode, "training": training_summary(ctc_run),
+                      "sets": {name: evaluate_manifest(asr, manifest, modes=MODES, beam_size=beam_size,
+                                                       max_utterances=max_utterances)
+                               for name, manifest in recipe.get("eval", {}).items()}}
+    if (aed_run / "model.safetensors").exists():
+        out["aed"] = evaluate_run(aed_run, max_utterances, beam_size)
+    return out
+
+
 def table(results: dict) -> str:
     ctc = results.get("ctc") or {}
     lines = [
@@ -325,6 +358,15 @@ def table(results: dict) -> str:
         lines.append(f"- Guided-attention ablation, {name} ({r['run']}): diagonal teacher-forced dev alignments by "
                      f"step {curve}; first reached {firsts}; greedy test CER at step {test.get('step')} "
                      f"{test.get('cer')} % ({test.get('utterances')} utt).")
+    pair = results.get("head_to_head") or {}
+    if len(pair) == 2:
+        lines.append("- AED vs CTC, same machine and clock (trained side by side, one thread each, 40 min; "
+                     "CER greedy / beam / beam+LM): " + "; ".join(
+                         f"{SET_TITLES.get(s, s)}: " + ", ".join(
+                             f"{k.upper()} " + " / ".join(f"{pair[k]['sets'][s][m]['cer']:.2f}" for m in MODES)
+                             for k in ("ctc", "aed"))
+                         for s in pair["ctc"]["sets"]) + "; steps " + ", ".join(
+                         f"{k.upper()} {pair[k]['training']['steps']:,}" for k in ("ctc", "aed")) + ".")
     for key, title in (("long_inputs", "Long inputs (3 utterances concatenated)"), ("streaming", "Streaming")):
         for name, r in (results.get(key) or {}).items():
             lines.append(f"- {title}, {name}: " + ", ".join(f"{k} {v}" for k, v in r.items()))
@@ -381,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long-count", type=int, default=30, help="concatenated triples for the long-input test")
     ap.add_argument("--stream-utterances", type=int, default=100)
     ap.add_argument("--only", nargs="+", default=None, metavar="NAME",
-                    help="re-score only these (recipes, ablation variants, long_inputs, streaming); keep the rest")
+                    help="re-score only these (recipes, ablation variants, long_inputs, streaming, head_to_head); "
+                         "keep the rest")
     ap.add_argument("--report-only", action="store_true", help="rewrite the README table from the JSON")
     ap.add_argument("--ship", action="append", default=[], metavar="RECIPE=DIR",
                     help="copy a run's model, LM and card, e.g. aed_conformer=models/aed-conformer-synth-en")
@@ -394,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runs_dir = args.runs_dir.resolve()
         fresh = {"runs": {}, "ctc": ctc_reference(), "long_inputs": {}, "streaming": {},
-                 "guided_attention_ablation": {}}
+                 "guided_attention_ablation": {}, "head_to_head": {}}
         results = json.loads(OUT.read_text()) if args.only and OUT.exists() else fresh
         results = {**fresh, **results, "ctc": fresh["ctc"]}
         wanted = (lambda name: True) if not args.only else (lambda name: name in args.only)
@@ -424,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             if (_run_dir(runs_dir, "las_location") / "model.safetensors").exists():
                 results["streaming"]["las_location (full attention)"] = full_attention_delay(
                     _run_dir(runs_dir, "las_location"), test, args.stream_utterances)
+        if wanted("head_to_head"):
+            results["head_to_head"] = head_to_head(runs_dir, args.max_utterances, args.beam_size)
         write_atomic(OUT, json.dumps(results, indent=2) + "\n")
     update_readme("asr_attention_synth", table(results))
     print(table(results))
