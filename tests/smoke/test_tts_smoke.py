@@ -109,6 +109,28 @@ def test_hifigan_continues_from_a_checkpoint_with_a_multi_resolution_mel_loss(ru
     assert _losses(run, "mel_loss")[0] < 0.9 * _losses(fresh, "mel_loss")[0]
 
 
+def test_fastspeech2_continues_from_a_package(runs, slt_corpus, capsys):
+    """`finetune: {init: PACKAGE}` on an acoustic model: a voice's FastSpeech 2 trained on (its first loss is the
+    first run's late loss, not a fresh model's); ground-truth-aligned mels stay a HiFi-GAN option."""
+    root, out = runs
+    aligner = str(out["aligner"] / "model.safetensors")
+    package = str(out["fastspeech2"] / "model.safetensors")
+    run = _train(root, "fastspeech2", slt_corpus, run_name="fastspeech2_more", aligner=aligner,
+                 finetune={"init": package})
+    first, more = _losses(out["fastspeech2"], "mel_loss"), _losses(run, "mel_loss")
+    assert more[0] < 0.9 * first[0] and more[0] < 1.2 * max(first[-5:]), (first, more)
+    capsys.readouterr()
+    vocoder = str(out["hifigan"] / "model.safetensors")
+    for name, finetune, message in (
+        ("fastspeech2_bad", {"acoustic": package}, "fastspeech2_bad.yaml: finetune.acoustic is for HiFi-GAN"),
+        ("fastspeech2_misfit", {"init": vocoder}, f"{vocoder}: its weights do not fit the recipe's FastSpeech2"),
+    ):
+        with pytest.raises(AssertionError):  # `seqspeech train` exits non-zero
+            _train(root, "fastspeech2", slt_corpus, run_name=name, aligner=aligner, finetune=finetune)
+        err = capsys.readouterr().err
+        assert message in err and len(err) < 1000, err
+
+
 def test_finetune_needs_an_acoustic_model_or_a_vocoder_to_start_from():
     from seqspeech.errors import ConfigError
     from seqspeech.tasks.tts import FinetuneSection

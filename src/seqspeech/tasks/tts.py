@@ -23,6 +23,10 @@ vocoder learns to undo that model's smoothing)::
     finetune: {acoustic: runs/synth_slt-fastspeech2/model.safetensors,   # FastSpeech 2 needs 'aligner' too
                init: runs/synth_slt-hifigan/snapshot-25min.pt}           # a trainer checkpoint keeps the discriminators
 
+Any recipe may start from given weights instead of from scratch — e.g. a shipped voice trained on for longer::
+
+    finetune: {init: models/slt/acoustic.safetensors}
+
 Durations for FastSpeech 2 come from our own CTC aligner (trained by this task with ``family: ctc_aligner`` on the
 same corpus): forced alignment of each utterance's tokens to its mel frames. Pitch is the F0 tracker's frame F0
 averaged per token (voiced frames only) and energy the frame magnitude norm averaged per token, both standardised
@@ -82,10 +86,11 @@ class FrontendSection:
 
 @dataclass(frozen=True)
 class FinetuneSection:
-    """HiFi-GAN fine-tuning: ``acoustic`` is the FastSpeech 2 or Tacotron 2 model (package or checkpoint) whose
-    ground-truth-aligned mels replace the recordings' mels (None: train on the recordings' mels); ``init`` the
-    vocoder to start from — a package (the generator; the discriminators start afresh) or a trainer checkpoint
-    (``.pt``: generator and discriminators). One of the two is needed."""
+    """Fine-tuning. ``init``: the weights to start from, for any family — a package (a shipped voice's
+    ``acoustic.safetensors`` or ``vocoder.safetensors``, a run's ``model.safetensors``; for HiFi-GAN the generator
+    only, the discriminators start afresh) or a trainer checkpoint (``.pt``: every weight). ``acoustic`` (HiFi-GAN
+    only): the FastSpeech 2 or Tacotron 2 model (package or checkpoint) whose ground-truth-aligned mels replace the
+    recordings' mels (None: train on the recordings' mels). One of the two is needed."""
 
     acoustic: str | None = None
     init: str | None = None
@@ -115,8 +120,9 @@ class TTSRecipe:
             raise ConfigError("a fastspeech2 recipe needs 'aligner': the CTC aligner model that gives durations")
         if self.family == "fastspeech2" and not self.data.pitch:
             raise ConfigError("a fastspeech2 recipe needs data.pitch: true (pitch and energy targets)")
-        if self.finetune is not None and self.family != "hifigan":
-            raise ConfigError(f"'finetune' is for HiFi-GAN recipes (ground-truth-aligned mels), not {self.family}")
+        if self.finetune is not None and self.finetune.acoustic and self.family != "hifigan":
+            raise ConfigError(f"finetune.acoustic is for HiFi-GAN recipes (ground-truth-aligned mels), not "
+                              f"{self.family}; finetune.init starts any model from given weights")
         model_config(self, vocab_size=8)  # validate the model section now, not after feature extraction
 
     @property
@@ -276,9 +282,9 @@ def ground_truth_aligned_mels(items: list[TTSItem], recipe: TTSRecipe, cache: Pa
     return out
 
 
-def init_vocoder(model: torch.nn.Module, source: str) -> None:
-    """Start ``model`` (HiFi-GAN) from ``source``: a trainer checkpoint (every weight, discriminators included) or
-    a vocoder package (the generator)."""
+def init_weights(model: torch.nn.Module, source: str) -> None:
+    """Start ``model`` from ``source``: a trainer checkpoint (every weight, HiFi-GAN's discriminators included) or
+    a package (HiFi-GAN: the generator)."""
     from ..errors import ModelLoadError
     from ..packaging import checkpoint_package, read_weights
 
@@ -292,9 +298,13 @@ def init_vocoder(model: torch.nn.Module, source: str) -> None:
                 raise ModelLoadError(f"{p}: trainer checkpoint without a model description")
             model.load_state_dict(found[1])
         else:
-            model.load_inference_state_dict(read_weights(p)[1])
+            load = getattr(model, "load_inference_state_dict", model.load_state_dict)
+            load(read_weights(p)[1])
     except RuntimeError as e:
-        raise ConfigError(f"finetune.init: {p}: its weights do not fit the recipe's HiFi-GAN: {e}") from None
+        detail = " ".join(str(e).split())
+        detail = detail if len(detail) <= 300 else detail[:300] + " ..."
+        raise ConfigError(f"finetune.init: {p}: its weights do not fit the recipe's {type(model).__name__} "
+                          f"(another family or size?): {detail}") from None
 
 
 # ----------------------------------------------------------------- training
@@ -350,7 +360,7 @@ def train_tts(recipe: TTSRecipe, out_dir: str | os.PathLike, *, resume: bool = F
     torch.manual_seed(recipe.train.seed)
     model = model_cls(config)
     if recipe.finetune is not None and recipe.finetune.init and not resume:
-        init_vocoder(model, recipe.finetune.init)
+        init_weights(model, recipe.finetune.init)
     n_params = sum(p.numel() for p in model.parameters())
     _say(f"model: {family}, {n_params / 1e6:.2f} M parameters" + (f", vocabulary {frontend.vocab_size}"
                                                                   if family in TEXT_FAMILIES else ""))
