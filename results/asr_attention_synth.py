@@ -56,10 +56,15 @@ COMPARE_STEP = 1600
 DIAGONAL_SHARE = 0.9
 PAUSE_S = 0.3
 CHUNK_FRAMES = 16  # 160 ms feature chunks for streaming
-# AED vs CTC on one machine and one clock: both recipes trained side by side, one thread each, 40 minutes
+# AED vs CTC on one machine and one clock: both recipes trained side by side, one thread each
 # (`OMP_NUM_THREADS=1 seqspeech train recipes/synth_en/asr_ctc.yaml --out runs/cmp-ctc` and the AED recipe with
-# `--out runs/cmp-aed`); earlier numbers came from a machine with native bf16, this one has none (AVX2 only)
-HEAD_TO_HEAD = {"ctc": "cmp-ctc", "aed": "cmp-aed"}
+# `--out runs/cmp-aed --set model.ctc_weight=0.5 --set model.decoder_dropout=0.0 --set decode.ctc_weight=0.5`),
+# 40 minutes (the run folders then copied to runs/cmp-*-40min), then both resumed to 70
+# (`--resume --set train.max_minutes=70`); earlier numbers came from a machine with native bf16, this one has none
+# (AVX2 only, float32)
+HEAD_TO_HEAD = {"40 min": {"ctc": "cmp-ctc-40min", "aed": "cmp-aed-40min"},
+                "70 min": {"ctc": "cmp-ctc", "aed": "cmp-aed"}}
+CTC_WEIGHTS = (0.3, 0.5, 0.7)  # joint-decoding CTC weights tried on dev for the head-to-head AED
 LM_WEIGHTS = (0.0, 0.2, 0.3)  # tuned on dev for beam+LM (0.5 and above made the AED end hypotheses early)
 LM_TUNING_UTTERANCES = 100  # dev utterances per LM weight (beam search is the slow part of this script)
 
@@ -68,18 +73,24 @@ def _run_dir(runs_dir: Path, recipe: str) -> Path:
     return runs_dir / f"synth_en-{recipe}"
 
 
-def evaluate_run(run: Path, max_utterances: int | None, beam_size: int) -> dict:
+def evaluate_run(run: Path, max_utterances: int | None, beam_size: int, tune_ctc: bool = False) -> dict:
+    """Score the run's model on its recipe's evaluation sets; the LM weight (and with ``tune_ctc`` the joint CTC
+    weight first) tuned on dev."""
     import yaml
 
     from seqspeech.asr.attention_asr import AttentionASR
     from seqspeech.tasks.evaluation import evaluate_manifest
 
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
-    lm_tuning = tune_lm_weight(run, recipe["data"]["dev"], beam_size)
-    asr = AttentionASR.from_path(run / "model.safetensors", lm=True, lm_weight=lm_tuning["lm_weight"])
+    ctc_tuning = tune_ctc_weight(run, recipe["data"]["dev"], beam_size) if tune_ctc else None
+    fixed = {"ctc_weight": ctc_tuning["ctc_weight"]} if ctc_tuning else {}
+    lm_tuning = tune_lm_weight(run, recipe["data"]["dev"], beam_size, **fixed)
+    asr = AttentionASR.from_path(run / "model.safetensors", lm=True, lm_weight=lm_tuning["lm_weight"], **fixed)
     modes = ("greedy", "beam", "beam_lm")
     out = {"run": relative(run), "family": asr.family, "decode": asr.options.to_dict(), "lm_tuning": lm_tuning,
            "sets": {}, "training": training_summary(run), "alignment_speed": alignment_speed(run)}
+    if ctc_tuning:
+        out["ctc_tuning"] = ctc_tuning
     for name, manifest in recipe.get("eval", {}).items():
         r = evaluate_manifest(asr, manifest, modes=modes, beam_size=beam_size, max_utterances=max_utterances)
         out["sets"][name] = r
@@ -89,19 +100,31 @@ def evaluate_run(run: Path, max_utterances: int | None, beam_size: int) -> dict:
     return out
 
 
-def tune_lm_weight(run: Path, dev: str, beam_size: int) -> dict:
-    """The LM weight (shallow fusion, with the stored CTC weight and remedies) with the lowest dev CER."""
+def _tune(run: Path, dev: str, beam_size: int, key: str, grid: tuple[float, ...], mode: str, **fixed) -> dict:
+    """The value of decoding option ``key`` in ``grid`` with the lowest dev CER in ``mode`` (other options: the
+    stored ones, or ``fixed``)."""
     from seqspeech.asr.attention_asr import AttentionASR
     from seqspeech.tasks.evaluation import evaluate_manifest
 
     scores = {}
-    for weight in LM_WEIGHTS:
-        asr = AttentionASR.from_path(run / "model.safetensors", lm=True, lm_weight=weight)
-        scores[weight] = evaluate_manifest(asr, dev, modes=("beam_lm",), beam_size=beam_size,
-                                           max_utterances=LM_TUNING_UTTERANCES)["beam_lm"]["cer"]
+    for value in grid:
+        asr = AttentionASR.from_path(run / "model.safetensors", lm=True, **fixed, **{key: value})
+        scores[value] = evaluate_manifest(asr, dev, modes=(mode,), beam_size=beam_size,
+                                          max_utterances=LM_TUNING_UTTERANCES)[mode]["cer"]
     best = min(scores, key=lambda w: (scores[w], w))
-    print(f"{run.name}: dev CER by LM weight " + ", ".join(f"{w}: {c:.2f}" for w, c in scores.items()), flush=True)
-    return {"lm_weight": best, "dev_cer": scores[best], "grid": {str(w): c for w, c in scores.items()}}
+    print(f"{run.name}: dev CER ({mode}) by {key} " + ", ".join(f"{w}: {c:.2f}" for w, c in scores.items()),
+          flush=True)
+    return {key: best, "dev_cer": scores[best], "grid": {str(w): c for w, c in scores.items()}}
+
+
+def tune_lm_weight(run: Path, dev: str, beam_size: int, **fixed) -> dict:
+    """The LM weight (shallow fusion, with the stored CTC weight and remedies) with the lowest dev CER."""
+    return _tune(run, dev, beam_size, "lm_weight", LM_WEIGHTS, "beam_lm", **fixed)
+
+
+def tune_ctc_weight(run: Path, dev: str, beam_size: int) -> dict:
+    """The joint CTC/attention weight (beam, no LM) with the lowest dev CER."""
+    return _tune(run, dev, beam_size, "ctc_weight", CTC_WEIGHTS, "beam")
 
 
 def alignment_speed(run: Path) -> dict:
@@ -288,8 +311,15 @@ def full_attention_delay(run: Path, manifest: str, max_utterances: int) -> dict:
 
 
 def head_to_head(runs_dir: Path, max_utterances: int | None, beam_size: int) -> dict:
-    """The CTC and AED runs trained side by side, each scored on every evaluation set (LM weights tuned on dev:
-    word bonus too for CTC, as in results/asr_ctc_synth.py)."""
+    """Per training budget, the CTC and AED runs trained side by side (:data:`HEAD_TO_HEAD`)."""
+    return {budget: scored for budget, pair in HEAD_TO_HEAD.items()
+            if (scored := _head_to_head_pair(runs_dir / pair["ctc"], runs_dir / pair["aed"], max_utterances,
+                                             beam_size))}
+
+
+def _head_to_head_pair(ctc_run: Path, aed_run: Path, max_utterances: int | None, beam_size: int) -> dict:
+    """The two runs, each scored on every evaluation set (LM weights tuned on dev: word bonus too for CTC, as in
+    results/asr_ctc_synth.py)."""
     import yaml
     from asr_ctc_synth import tune
 
@@ -297,7 +327,6 @@ def head_to_head(runs_dir: Path, max_utterances: int | None, beam_size: int) -> 
     from seqspeech.tasks.evaluation import evaluate_manifest
 
     out = {}
-    ctc_run, aed_run = (runs_dir / HEAD_TO_HEAD[k] for k in ("ctc", "aed"))
     if (ctc_run / "model.safetensors").exists():
         recipe = yaml.safe_load((ctc_run / "recipe.yaml").read_text())
         probe = CTCASR.from_path(ctc_run / "model.safetensors", lm=ctc_run / "lm.arpa")
@@ -309,7 +338,7 @@ def head_to_head(runs_dir: Path, max_utterances: int | None, beam_size: int) -> 
                                                        max_utterances=max_utterances)
                                for name, manifest in recipe.get("eval", {}).items()}}
     if (aed_run / "model.safetensors").exists():
-        out["aed"] = evaluate_run(aed_run, max_utterances, beam_size)
+        out["aed"] = evaluate_run(aed_run, max_utterances, beam_size, tune_ctc=True)
     return out
 
 
@@ -358,15 +387,20 @@ def table(results: dict) -> str:
         lines.append(f"- Guided-attention ablation, {name} ({r['run']}): diagonal teacher-forced dev alignments by "
                      f"step {curve}; first reached {firsts}; greedy test CER at step {test.get('step')} "
                      f"{test.get('cer')} % ({test.get('utterances')} utt).")
-    pair = results.get("head_to_head") or {}
-    if len(pair) == 2:
-        lines.append("- AED vs CTC, same machine and clock (trained side by side, one thread each, 40 min; "
+    for budget, pair in (results.get("head_to_head") or {}).items():
+        if len(pair) < 2:
+            continue
+        lines.append(f"- AED vs CTC, same machine and clock (trained side by side, one thread each, {budget}; "
                      "CER greedy / beam / beam+LM): " + "; ".join(
                          f"{SET_TITLES.get(s, s)}: " + ", ".join(
                              f"{k.upper()} " + " / ".join(f"{pair[k]['sets'][s][m]['cer']:.2f}" for m in MODES)
                              for k in ("ctc", "aed"))
                          for s in pair["ctc"]["sets"]) + "; steps " + ", ".join(
-                         f"{k.upper()} {pair[k]['training']['steps']:,}" for k in ("ctc", "aed")) + ".")
+                         f"{k.upper()} {pair[k]['training']['steps']:,}" for k in ("ctc", "aed"))
+                     + f" (AED: CTC weight 0.5 in training, no decoder dropout; joint CTC weight "
+                     f"{pair['aed']['decode']['ctc_weight']} and LM weight {pair['aed']['decode']['lm_weight']} "
+                     f"tuned on dev; CTC: LM weight {pair['ctc']['decode']['lm_weight']}, word bonus "
+                     f"{pair['ctc']['decode']['word_bonus']}; 2-core AMD EPYC without native bf16, float32).")
     for key, title in (("long_inputs", "Long inputs (3 utterances concatenated)"), ("streaming", "Streaming")):
         for name, r in (results.get(key) or {}).items():
             lines.append(f"- {title}, {name}: " + ", ".join(f"{k} {v}" for k, v in r.items()))
