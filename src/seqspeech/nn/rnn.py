@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from seqspeech.errors import ConfigError
 from seqspeech.nn.masks import make_pad_mask
+from seqspeech.nn.precision import lstm_precision
 
 __all__ = ["ListenerStreamState", "PyramidalLSTMListener", "pair_frames", "reverse_padded", "run_packed"]
 
@@ -140,7 +141,8 @@ class PyramidalLSTMListener(nn.Module):
                     pending[i] = y[:, even:]
                 y = y[:, :even].reshape(y.size(0), even // 2, 2 * y.size(2))
             if y.size(1):
-                y, (h, c) = lstm(y, hidden[i])
+                with lstm_precision(y) as y_in:
+                    y, (h, c) = lstm(y_in, hidden[i])
                 hidden[i] = (h, c)
             else:
                 y = y.new_zeros(y.size(0), 0, lstm.hidden_size)
@@ -161,8 +163,9 @@ def _lstm_direction(lstm: nn.LSTM, x: Tensor, direction: int) -> Tensor:
     """One direction of a one-layer ``lstm`` scanning ``x (B, T, D_in)`` left to right from a zero state."""
     per_direction = len(lstm._flat_weights) // (2 if lstm.bidirectional else 1)
     params = lstm._flat_weights[direction * per_direction:(direction + 1) * per_direction]
-    zeros = x.new_zeros(1, x.size(0), lstm.hidden_size)
-    y, _, _ = torch.lstm(x, (zeros, zeros), params, lstm.bias, 1, 0.0, lstm.training, False, True)
+    with lstm_precision(x) as x:
+        zeros = x.new_zeros(1, x.size(0), lstm.hidden_size)
+        y, _, _ = torch.lstm(x, (zeros, zeros), params, lstm.bias, 1, 0.0, lstm.training, False, True)
     return y
 
 

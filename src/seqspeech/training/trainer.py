@@ -45,6 +45,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, ModelLoadError, SeqSpeechError
+from ..nn.precision import native_bf16
 from . import distributed
 from .checkpoint import (
     average_checkpoints,
@@ -69,19 +70,6 @@ TENSORBOARD_DIR = "tensorboard"
 _clock: Callable[[], float] = time.perf_counter  # training wall-time source; tests monkeypatch it
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 matmuls natively. On a CPU without AVX512-BF16 or AMX (e.g. AMD Zen 3,
-    most laptops before 2023) bf16 autocast is emulated: a Conformer training step measured 12.6 s vs 1.3 s in
-    float32 on a 2-core AMD EPYC, against 1.55x faster than float32 on a CPU with AVX512-BF16."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        cpu = torch.cpu
-        return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
-                    or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
-    return False
-
-
 class TrainingError(SeqSpeechError, RuntimeError):
     """Training cannot go on (e.g. too many non-finite losses in a row, a model without a "loss" output)."""
 
@@ -98,7 +86,7 @@ class TrainerConfig:
     first time the training time crosses each mark. ``amp``: ``"bf16"`` autocast (CPU or CUDA; warns on a CPU
     without native bf16, where it is emulated and ~10x slower), ``"fp16"`` autocast
     with a GradScaler (CUDA only), ``"auto"`` = bf16 where the device computes it natively (CUDA with bf16
-    support, a CPU with AVX512-BF16 or AMX: see :func:`native_bf16`), else none. ``grad_clip`` 0 or
+    support, a CPU with AVX512-BF16 or AMX: see :func:`seqspeech.nn.precision.native_bf16`), else none. ``grad_clip`` 0 or
     None turns
     clipping off (the norm is still logged). ``curriculum`` is passed through to the sampler by the recipe
     builder
