@@ -86,8 +86,8 @@ class TrainerConfig:
     first time the training time crosses each mark. ``amp``: ``"bf16"`` autocast (CPU or CUDA; warns on a CPU
     without native bf16, where it is emulated and ~10x slower), ``"fp16"`` autocast
     with a GradScaler (CUDA only), ``"auto"`` = bf16 where the device computes it natively (CUDA with bf16
-    support, a CPU with AVX512-BF16 or AMX: see :func:`seqspeech.nn.precision.native_bf16`), else none. ``grad_clip`` 0 or
-    None turns
+    support, a CPU with AVX512-BF16 or AMX: see :func:`seqspeech.nn.precision.native_bf16`), else none.
+    ``grad_clip`` 0 or None turns
     clipping off (the norm is still logged). ``curriculum`` is passed through to the sampler by the recipe
     builder
     (the sampler orders epoch 0 shortest first); the trainer itself only calls ``sampler.set_epoch``.
@@ -443,8 +443,9 @@ class _Run:
             raise ConfigError(f"amp='fp16' needs a CUDA device (got {self.device}); use 'bf16' on CPU")
         if amp == "bf16" and not native_bf16(self.device) and self.is_main:
             warnings.warn(
-                f"amp='bf16' on {self.device}, which has no native bf16 (no AVX512-BF16 or AMX on this CPU): "
-                "emulated bf16 trains about 10x slower than float32; use amp: auto (bf16 only where native)",
+                f"amp='bf16' on {self.device}, which has no native bf16 (a CPU without AVX512-BF16 or AMX, or "
+                "an older GPU): emulated bf16 trains about 10x slower than float32 on such a CPU; use amp: auto "
+                "(bf16 only where native)",
                 stacklevel=3,
             )
         return amp
