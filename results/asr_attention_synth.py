@@ -63,7 +63,8 @@ CHUNK_FRAMES = 16  # 160 ms feature chunks for streaming
 # (`--resume --set train.max_minutes=70`); earlier numbers came from a machine with native bf16, this one has none
 # (AVX2 only, float32)
 HEAD_TO_HEAD = {"40 min": {"ctc": "cmp-ctc-40min", "aed": "cmp-aed-40min"},
-                "70 min": {"ctc": "cmp-ctc", "aed": "cmp-aed"}}
+                "70 min": {"ctc": "cmp-ctc-70min", "aed": "cmp-aed-70min"},
+                "120 min": {"ctc": "cmp-ctc", "aed": "cmp-aed"}}
 CTC_WEIGHTS = (0.3, 0.5, 0.7)  # joint-decoding CTC weights tried on dev for the head-to-head AED
 LM_WEIGHTS = (0.0, 0.2, 0.3)  # tuned on dev for beam+LM (0.5 and above made the AED end hypotheses early)
 LM_TUNING_UTTERANCES = 100  # dev utterances per LM weight (beam search is the slow part of this script)
@@ -310,11 +311,11 @@ def full_attention_delay(run: Path, manifest: str, max_utterances: int) -> dict:
             "token_delay_ms_p90": round(delays[int(0.9 * (len(delays) - 1))], 1) if delays else None}
 
 
-def head_to_head(runs_dir: Path, max_utterances: int | None, beam_size: int) -> dict:
-    """Per training budget, the CTC and AED runs trained side by side (:data:`HEAD_TO_HEAD`)."""
+def head_to_head(runs_dir: Path, max_utterances: int | None, beam_size: int, wanted=lambda budget: True) -> dict:
+    """Per wanted training budget, the CTC and AED runs trained side by side (:data:`HEAD_TO_HEAD`)."""
     return {budget: scored for budget, pair in HEAD_TO_HEAD.items()
-            if (scored := _head_to_head_pair(runs_dir / pair["ctc"], runs_dir / pair["aed"], max_utterances,
-                                             beam_size))}
+            if wanted(budget) and (scored := _head_to_head_pair(runs_dir / pair["ctc"], runs_dir / pair["aed"],
+                                                                max_utterances, beam_size))}
 
 
 def _head_to_head_pair(ctc_run: Path, aed_run: Path, max_utterances: int | None, beam_size: int) -> dict:
@@ -457,8 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long-count", type=int, default=30, help="concatenated triples for the long-input test")
     ap.add_argument("--stream-utterances", type=int, default=100)
     ap.add_argument("--only", nargs="+", default=None, metavar="NAME",
-                    help="re-score only these (recipes, ablation variants, long_inputs, streaming, head_to_head); "
-                         "keep the rest")
+                    help="re-score only these (recipes, ablation variants, long_inputs, streaming, head_to_head or one "
+                         "of its budgets, e.g. '120 min'); keep the rest")
     ap.add_argument("--report-only", action="store_true", help="rewrite the README table from the JSON")
     ap.add_argument("--ship", action="append", default=[], metavar="RECIPE=DIR",
                     help="copy a run's model, LM and card, e.g. aed_conformer=models/aed-conformer-synth-en")
@@ -501,8 +502,8 @@ def main(argv: list[str] | None = None) -> int:
             if (_run_dir(runs_dir, "las_location") / "model.safetensors").exists():
                 results["streaming"]["las_location (full attention)"] = full_attention_delay(
                     _run_dir(runs_dir, "las_location"), test, args.stream_utterances)
-        if wanted("head_to_head"):
-            results["head_to_head"] = head_to_head(runs_dir, args.max_utterances, args.beam_size)
+        budgets = (lambda budget: True) if wanted("head_to_head") else wanted
+        results["head_to_head"].update(head_to_head(runs_dir, args.max_utterances, args.beam_size, budgets))
         write_atomic(OUT, json.dumps(results, indent=2) + "\n")
     update_readme("asr_attention_synth", table(results))
     print(table(results))
