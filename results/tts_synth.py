@@ -37,6 +37,7 @@ ACOUSTIC = ("fastspeech2", "tacotron2")
 DATA = ROOT / "data" / "synth_slt"
 SAMPLE_SENTENCES = 2
 VOICES = {"fastspeech2": "slt", "tacotron2": "tacotron2-slt"}
+EARLIER_CPU = "the earlier 2-core machine (with AVX512-BF16)"  # rows measured before we recorded the CPU
 # the HiFi-GAN runs and the acoustic models each is tried with: trained on the recordings' mels; continued with a
 # multi-resolution mel loss (hifigan_multires.yaml); fine-tuned on FastSpeech 2's ground-truth-aligned mels (with
 # GAN losses: hifigan_finetune.yaml; mel-only, multi-resolution: hifigan_multires_gta.yaml)
@@ -55,8 +56,16 @@ DATA_CARD = ("seqspeech corpus synth data/synth_slt --voice flite:slt --sentence
              "one speaker (flite's cmu_us_slt), 16 kHz; the test sentences are never trained on")
 
 
+USE: dict[str, Path] = {}  # run name -> a package measured in place of its run's model (--use)
+
+
 def _run(runs: Path, name: str) -> Path:
     return runs / f"synth_slt-{name}"
+
+
+def _model(runs: Path, name: str) -> Path:
+    """The model measured for run ``name``: its run's final package, or the file given with ``--use``."""
+    return USE.get(name) or _run(runs, name) / "model.safetensors"
 
 
 def same_mel(acoustic: Path, vocoder: Path) -> bool:
@@ -152,7 +161,7 @@ def vocoder_copy_synthesis(runs: Path, utts: list, asr) -> dict:
 
     out = {}
     for name in (*ACOUSTIC, *VOCODERS):
-        model = _run(runs, name) / "model.safetensors"
+        model = _model(runs, name)
         if not model.exists():
             continue
         pkg = load_tts_package(model, device="cpu")
@@ -189,25 +198,67 @@ def tacotron_alignment_health(acoustic: Path, utts: list) -> dict:
             "mean_diagonality": round(sum(diagonality) / n, 3)}
 
 
+def cpu_name() -> str:
+    """This machine's CPU model and whether it has native bf16 (speeds differ ~2x between the ones we run on)."""
+    import platform
+
+    import torch
+
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        name = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                     if line.startswith("model name")), name)
+    return f"{name}, {'with' if torch.cpu._is_avx512_bf16_supported() else 'without'} AVX512-BF16"
+
+
+def kept_sentences(kept: dict) -> int | None:
+    """How many test sentences the kept results were measured on (older files record it per system only)."""
+    return kept.get("sentences") or next(iter(kept.get("systems", {}).values()), {}).get("sentences")
+
+
+def run_summary(run: Path) -> dict | None:
+    """:func:`training_summary` plus where the run started from when its recipe continued a package or checkpoint
+    (``finetune.init``)."""
+    import yaml
+
+    summary = training_summary(run)
+    recipe = run / "recipe.yaml"
+    if summary is not None and recipe.exists():
+        init = (yaml.safe_load(recipe.read_text()).get("finetune") or {}).get("init")
+        if init:
+            summary["init"] = str(init)
+    return summary
+
+
 def table(results: dict) -> str:
-    lines = ["| acoustic model | vocoder | ASR-WER (teacher: {t} %) | MCD (dB) | F0 RMSE (Hz) | RTF | first chunk |"
-             .format(t=results.get("teacher_asr_wer")), "|---|---|---|---|---|---|---|"]
+    lines = ["| acoustic model | vocoder | sentences | ASR-WER | teacher's ASR-WER | MCD (dB) | F0 RMSE (Hz) | RTF "
+             "| first chunk |", "|---|---|---|---|---|---|---|---|---|"]
     for key, r in results["systems"].items():
         acoustic, vocoder = key.split("+")
         acoustic, vocoder = NAMES.get(acoustic, acoustic), NAMES.get(vocoder, vocoder)
-        lines.append(f"| {acoustic} | {vocoder} | {r['asr_wer']:.2f} % | {r['mcd_db']:.2f} | {r['f0_rmse_hz']:.1f} | "
-                     f"{r['rtf']:.3f} | {r['first_chunk_ms_mean']:.0f} ms |")
+        teacher = r.get("teacher_asr_wer", results.get("teacher_asr_wer"))
+        lines.append(f"| {acoustic} | {vocoder} | {r['sentences']} | {r['asr_wer']:.2f} % | {teacher:.2f} % | "
+                     f"{r['mcd_db']:.2f} | {r['f0_rmse_hz']:.1f} | {r['rtf']:.3f} | "
+                     f"{r['first_chunk_ms_mean']:.0f} ms |")
     lines.append("")
-    n = next(iter(results["systems"].values()), {}).get("sentences")
-    lines.append(f"{n} held-out sentences of the slt corpus; ASR: Whisper tiny.en (our default recogniser) on the "
-                 "synthesised audio vs on flite slt's own audio (the teacher); MCD: DTW-aligned mel cepstra against "
+    lines.append("Held-out sentences of the slt corpus (the first N of its test set); ASR: Whisper tiny.en (our "
+                 "default recogniser) on the synthesised audio vs on flite slt's own audio (the teacher, same "
+                 "sentences); MCD: DTW-aligned mel cepstra against "
                  f"the teacher's audio; RTF and first-chunk latency (streaming) with {results.get('threads')} CPU "
                  "threads, watermark on.")
+    cpus = sorted({r.get("cpu", EARLIER_CPU) for r in results["systems"].values()})
+    if len(cpus) > 1:
+        counts = {c: sorted({r["sentences"] for r in results["systems"].values() if r.get("cpu", EARLIER_CPU) == c})
+                  for c in cpus}
+        lines.append("- Speeds (RTF, first chunk) come from different machines: " + "; ".join(
+            f"{' and '.join(map(str, n))}-sentence rows on {c}" for c, n in counts.items()) + ".")
     copies = results.get("copy_synthesis")
     if copies:
         lines.append("- Vocoders alone (ASR-WER rebuilding the teacher's audio from its own mels): " + ", ".join(
             (f"{NAMES['griffin-lim']} ({r['window_ms']} ms windows)" if key.startswith("griffin-lim")
-             else NAMES.get(key, key)) + f" {r['asr_wer']:.2f} %" for key, r in copies.items()) + ".")
+             else NAMES.get(key, key)) + f" {r['asr_wer']:.2f} % ({r['sentences']} sentences)"
+            for key, r in copies.items()) + ".")
     health = results.get("tacotron2_alignment")
     if health:
         lines.append(f"- Tacotron 2 alignment: {health['diagonal_rate']:.0%} of test sentences diagonal "
@@ -217,8 +268,19 @@ def table(results: dict) -> str:
     for name, run in (results.get("training") or {}).items():
         if run:
             lines.append(f"- {name}: {run.get('parameters', 0) / 1e6:.2f} M parameters, {run.get('steps')} steps in "
-                         f"{(run.get('train_seconds') or 0) / 60:.0f} min.")
+                         f"{(run.get('train_seconds') or 0) / 60:.0f} min"
+                         + (f", continuing {run['init']}." if run.get("init") else "."))
     return "\n".join(lines)
+
+
+def continued(summary: dict | None, shipped: dict | None) -> dict | None:
+    """A run's training summary; when it continued a shipped voice's file (``init`` under models/), with that
+    file's own training (from the card being replaced) as ``continued_from``."""
+    if not (summary and shipped and str(summary.get("init", "")).startswith("models/")):
+        return summary
+    if {k: v for k, v in shipped.items() if k != "continued_from"} == summary:  # the same run shipped again
+        return shipped
+    return {**summary, "continued_from": shipped}
 
 
 def best_vocoder(results: dict, acoustic: str) -> str | None:
@@ -234,8 +296,8 @@ def ship_voice(acoustic: str, vocoder: str, runs: Path, results: dict) -> None:
 
     dest = ROOT / "models" / VOICES[acoustic]
     dest.mkdir(parents=True, exist_ok=True)
-    parts = {ACOUSTIC_FILE: _run(runs, acoustic) / "model.safetensors",
-             VOCODER_FILE: _run(runs, vocoder) / "model.safetensors"}
+    parts = {ACOUSTIC_FILE: _model(runs, acoustic),
+             VOCODER_FILE: _model(runs, vocoder)}
     heads = {}
     for filename, src in parts.items():
         pkg = load_tts_package(src, device="cpu")
@@ -243,6 +305,8 @@ def ship_voice(acoustic: str, vocoder: str, runs: Path, results: dict) -> None:
                          extra=None)
         heads[filename] = getattr(pkg.config, "head", None)
     key, chain = f"{acoustic}+{vocoder}", VOCODER_CHAIN[vocoder]
+    card_path = dest / "model_card.json"  # the voice shipped before: a run may have continued its files
+    previous = (json.loads(card_path.read_text()).get("training") or {}) if card_path.exists() else {}
     vocoder_kind = "HiFi-GAN with an iSTFT head (iSTFTNet)" if heads[VOCODER_FILE] == "istft" else "HiFi-GAN"
     card = {
         "name": dest.name, "family": "tts",
@@ -252,7 +316,8 @@ def ship_voice(acoustic: str, vocoder: str, runs: Path, results: dict) -> None:
                    + (["recipes/synth_slt/aligner.yaml"] if acoustic == "fastspeech2" else []),
         "vocoder_run": vocoder,
         "data": DATA_CARD,
-        "training": {name: results["training"].get(name) for name in (acoustic, *chain)},
+        "training": {name: continued(results["training"].get(name), previous.get(name))
+                     for name in (acoustic, *chain)},
         "metrics": results["systems"].get(key),
         "teacher_asr_wer": results.get("teacher_asr_wer"),
         "limitations": "Trained on one synthetic voice (flite slt) on 2 CPU cores: it sounds like a vocoded flite voice. "
@@ -271,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--acoustic", nargs="+", choices=ACOUSTIC, default=None,
                     help="re-measure only these acoustic models (and refresh the training summaries); every other "
                          "entry of the JSON is kept")
+    ap.add_argument("--use", action="append", default=[], metavar="RUN=FILE",
+                    help="measure this package in place of runs/synth_slt-RUN/model.safetensors, e.g. "
+                         "fastspeech2=models/slt/acoustic.safetensors (a shipped model no run of this session made)")
     ap.add_argument("--ship", nargs="*", metavar="VOICE", choices=sorted(VOICES.values()),
                     help="copy the voices (default: all) into models/")
     args = ap.parse_args(argv)
@@ -280,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     from seqspeech.fileio import write_atomic
 
     runs = args.runs_dir.resolve()
+    for item in args.use:
+        name, _, path = item.partition("=")
+        if name not in RUNS or not Path(path).is_file():
+            raise SystemExit(f"--use {item}: expected RUN=FILE with RUN one of {', '.join(RUNS)} and FILE a package")
+        USE[name] = Path(path).resolve()
     if args.report_only:
         results = json.loads(OUT.read_text())
     else:
@@ -289,24 +362,32 @@ def main(argv: list[str] | None = None) -> int:
         utts = read_manifest(DATA / "test.jsonl")[: args.sentences]
         asr = load_model("whisper-tiny.en")
         kept = json.loads(OUT.read_text()) if args.acoustic and OUT.exists() else {}
+        same_sentences = kept_sentences(kept) == len(utts)  # the teacher and the vocoders alone are reused only then
         measure = args.acoustic or ACOUSTIC
-        results = {"teacher_asr_wer": kept.get("teacher_asr_wer") or teacher_wer(utts, asr),
-                   "systems": {k: r for k, r in kept.get("systems", {}).items() if k.split("+")[0] not in measure},
+        teacher = kept.get("teacher_asr_wer") if same_sentences else None
+        results = {"sentences": len(utts), "teacher_asr_wer": teacher or teacher_wer(utts, asr),
+                   # kept: every system not measured again now (its row shows the sentences it was measured on)
+                   "systems": {k: {"teacher_asr_wer": kept.get("teacher_asr_wer")} | r
+                               for k, r in kept.get("systems", {}).items()},
                    "threads": args.threads,
-                   "training": {name: training_summary(_run(runs, name)) for name in RUNS}}
+                   # a run not here now (e.g. an earlier stage of a vocoder's chain) keeps its recorded summary
+                   "training": {name: (None if name in USE else run_summary(_run(runs, name)))
+                                or (kept.get("training") or {}).get(name) for name in RUNS}}
         SAMPLES.mkdir(parents=True, exist_ok=True)
         for i, u in enumerate(utts[:SAMPLE_SENTENCES]):
             write_wav(SAMPLES / f"teacher-{i + 1}.wav", load_utterance_audio(u, 16000), 16000)
         for acoustic in measure:
-            model = _run(runs, acoustic) / "model.safetensors"
+            model = _model(runs, acoustic)
             if not model.exists():
                 continue
             for name in ("griffin-lim", *(v for v, partners in VOCODERS.items() if acoustic in partners)):
-                vocoder = None if name == "griffin-lim" else _run(runs, name) / "model.safetensors"
+                vocoder = None if name == "griffin-lim" else _model(runs, name)
                 if vocoder is not None and (not vocoder.exists() or not same_mel(model, vocoder)):
                     continue
                 key = f"{acoustic}+{name}"
-                r = evaluate_system(model, vocoder, utts, asr, args.threads)
+                r = {"teacher_asr_wer": results["teacher_asr_wer"]} | evaluate_system(model, vocoder, utts, asr,
+                                                                                      args.threads)
+                r["cpu"] = cpu_name()
                 for i, wave in enumerate(r.pop("samples")):
                     write_wav(SAMPLES / f"{key.replace('+', '-')}-{i + 1}.wav", wave, 16000)
                 results["systems"][key] = r
@@ -318,9 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         if "tacotron2" not in measure and "tacotron2_alignment" in kept:
             results["tacotron2_alignment"] = kept["tacotron2_alignment"]
         # the vocoders alone do not depend on the acoustic models
-        results["copy_synthesis"] = kept.get("copy_synthesis") or vocoder_copy_synthesis(runs, utts, asr)
+        copies = kept.get("copy_synthesis") or {}
+        results["copy_synthesis"] = copies if same_sentences and copies else {
+            **copies, **vocoder_copy_synthesis(runs, utts, asr)}
         results["sample_texts"] = [u.normalized_text for u in utts[:SAMPLE_SENTENCES]]
-        results["runs"] = {name: relative(_run(runs, name)) for name in RUNS}
+        results["runs"] = {name: relative(USE.get(name) or _run(runs, name)) for name in RUNS}
         write_atomic(OUT, json.dumps(results, indent=2) + "\n")
     update_readme("tts_synth", table(results))
     print(table(results))
