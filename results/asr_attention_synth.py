@@ -60,8 +60,9 @@ CHUNK_FRAMES = 16  # 160 ms feature chunks for streaming
 # (`OMP_NUM_THREADS=1 seqspeech train recipes/synth_en/asr_ctc.yaml --out runs/cmp-ctc` and the AED recipe with
 # `--out runs/cmp-aed --set model.ctc_weight=0.5 --set model.decoder_dropout=0.0 --set decode.ctc_weight=0.5`),
 # 40 minutes (the run folders then copied to runs/cmp-*-40min), then both resumed to 70
-# (`--resume --set train.max_minutes=70`); earlier numbers came from a machine with native bf16, this one has none
-# (AVX2 only, float32)
+# (`--resume --set train.max_minutes=70`; copied to runs/cmp-*-70min) and to 120, each pinned to its own core
+# (`taskset -c 0` / `-c 1`); earlier numbers came from a machine with native bf16, this one has none (AVX2 only,
+# float32)
 HEAD_TO_HEAD = {"40 min": {"ctc": "cmp-ctc-40min", "aed": "cmp-aed-40min"},
                 "70 min": {"ctc": "cmp-ctc-70min", "aed": "cmp-aed-70min"},
                 "120 min": {"ctc": "cmp-ctc", "aed": "cmp-aed"}}

@@ -37,7 +37,7 @@ ACOUSTIC = ("fastspeech2", "tacotron2")
 DATA = ROOT / "data" / "synth_slt"
 SAMPLE_SENTENCES = 2
 VOICES = {"fastspeech2": "slt", "tacotron2": "tacotron2-slt"}
-EARLIER_CPU = "the earlier 2-core machine (with AVX512-BF16)"  # rows measured before we recorded the CPU
+EARLIER_CPU = "the earlier 2-core machine (with native bf16: AVX512-BF16)"  # rows measured before we recorded the CPU
 # the HiFi-GAN runs and the acoustic models each is tried with: trained on the recordings' mels; continued with a
 # multi-resolution mel loss (hifigan_multires.yaml); fine-tuned on FastSpeech 2's ground-truth-aligned mels (with
 # GAN losses: hifigan_finetune.yaml; mel-only, multi-resolution: hifigan_multires_gta.yaml)
@@ -204,12 +204,13 @@ def cpu_name() -> str:
 
     import torch
 
-    name = platform.processor() or platform.machine()
+    from seqspeech.nn.precision import native_bf16
+
     cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        name = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                     if line.startswith("model name")), name)
-    return f"{name}, {'with' if torch.cpu._is_avx512_bf16_supported() else 'without'} AVX512-BF16"
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor() or platform.machine())
+    return f"{name}, {'with' if native_bf16(torch.device('cpu')) else 'without'} native bf16"
 
 
 def kept_sentences(kept: dict) -> int | None:
