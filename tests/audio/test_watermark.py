@@ -267,17 +267,18 @@ def test_cli_reports_each_file(clips, marked, tmp_path, capsys):
 
 
 def test_blocks_meet_the_budget_without_seams(clips, monkeypatch):
-    """Marking EMBED_BLOCK_S at a time costs about the same SNR as one budget for the whole clip, and no block
-    edge leaves a step in the mark."""
+    """Marking a block at a time (FIRST_BLOCK_S, then EMBED_BLOCK_S) costs about the same SNR as one budget for the
+    whole clip, and no block edge leaves a step in the mark."""
     x, rate = clips[0]
     blocked = embed_watermark(x, rate, key=KEY)
+    monkeypatch.setattr(watermark, "FIRST_BLOCK_S", 60.0)
     monkeypatch.setattr(watermark, "EMBED_BLOCK_S", 60.0)
     whole = embed_watermark(x, rate, key=KEY)
     assert watermark_snr_db(x, blocked) == pytest.approx(watermark_snr_db(x, whole), abs=1.0)
     assert detect_watermark(blocked, rate, key=KEY).present
     mark = np.diff(blocked.astype(np.float64) - x)
-    block = round(0.5 * rate)  # the default EMBED_BLOCK_S (the attribute is patched above)
-    edges = np.arange(block, x.size - 1, block)
+    first, block = round(0.125 * rate), round(0.5 * rate)  # the defaults (the attributes are patched above)
+    edges = np.arange(first, x.size - 1, block)
     assert np.abs(mark[edges - 1]).max() <= 4 * np.percentile(np.abs(mark), 99) + 1e-9
 
 
@@ -292,6 +293,8 @@ def test_stream_concatenates_to_offline(clips):
         out.append(marker.push(x[pushed : pushed + n]))
         pushed = min(pushed + n, x.size)
         assert sum(map(len, out)) >= pushed - marker.latency  # the output lags by at most the latency
+        if pushed >= marker.first_latency:  # the short first block comes out early
+            assert sum(map(len, out)) >= marker.first_latency - marker.context
     out.append(marker.finish())
     streamed = np.concatenate(out)
     assert streamed.dtype == np.float32 and streamed.size == x.size

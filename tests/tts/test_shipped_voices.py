@@ -13,6 +13,7 @@ from seqspeech.audio.io import audio_info
 from seqspeech.audio.watermark import detect_watermark
 from seqspeech.errors import ModelLoadError
 from seqspeech.metrics.wer import wer
+from seqspeech.tts.synthesizer import DEFAULT_CHUNK_FRAMES
 
 # Harvard sentences (not in the slt corpus's held-out lists: any English text the voice never saw as audio)
 SENTENCES = ["the birch canoe slid on the smooth planks", "glue the sheet to the dark blue background"]
@@ -61,6 +62,27 @@ def test_default_voice_controls_and_streaming():
     streamed = np.concatenate(chunks)
     assert len(streamed) == len(base)
     np.testing.assert_allclose(streamed, base, atol=1e-4)  # local decoder window, finite vocoder receptive field
+
+
+@pytest.mark.slow
+def test_default_voice_first_audio_needs_one_acoustic_chunk(monkeypatch):
+    """The first watermarked audio comes out after the acoustic model's first mel chunk: the default chunk covers the
+    vocoder's look-ahead plus the watermark's short first block and its look-ahead (the first-chunk latency)."""
+    voice = _voice("slt")
+    produced = []
+    mel_chunks = voice.mel_chunks
+
+    def counted(sentence, opts):
+        for chunk in mel_chunks(sentence, opts):
+            produced.append(chunk.shape[-1])
+            yield chunk
+
+    monkeypatch.setattr(voice, "mel_chunks", counted)
+    stream = voice.synthesize_stream(SENTENCES[1])
+    first = next(stream)
+    assert first.size > 0 and produced == [DEFAULT_CHUNK_FRAMES]
+    rest = np.concatenate([first, *stream])
+    np.testing.assert_allclose(rest, voice.synthesize(SENTENCES[1]), atol=1e-4)  # streamed == offline, marked
 
 
 @pytest.mark.slow

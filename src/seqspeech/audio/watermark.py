@@ -9,7 +9,7 @@ every instant, it needs no synchronisation (any shift, cut or codec delay still 
 each cell grows where the signal's local spectral envelope is weak (``CELL_TILT``), up to ``MAX_RIPPLE``
 (+2.3 / -3.1 dB): weak cells cost almost no energy but count as much for detection as loud ones. A single
 constant, found by bisection, scales the depths so that the mark's energy is ``strength ** 2`` of the signal's
-(32 dB SNR by default), one budget per ``EMBED_BLOCK_S`` block, so a stream (:class:`StreamingWatermarker`) is
+(32 dB SNR by default), one budget per block (``FIRST_BLOCK_S``, then ``EMBED_BLOCK_S`` at a time), so a stream (:class:`StreamingWatermarker`) is
 marked exactly as the whole clip would be. On the test speech about half the cells sit at the cap while the
 loudest tenth, which carry most of the energy, get a ripple of typically 0.1-0.3 dB.
 
@@ -79,7 +79,8 @@ ENVELOPE_HZ = 125.0  # half-width of the smoothing that gives each cell its spec
 CELL_TILT = 1.5  # ripple depth per cell ~ envelope ** -CELL_TILT: deeper where the signal is weak ...
 MAX_RIPPLE = 0.3  # ... up to this relative depth (+2.3 / -3.1 dB); 1 + ripple > 0: no bin is ever inverted
 MAX_TOP_UP = 1.25  # the final rescale to the energy budget never deepens the ripple more than this
-EMBED_BLOCK_S = 0.5  # marked block by block (each meets the budget): bounded memory, and streaming latency
+EMBED_BLOCK_S = 0.5  # marked block by block (each meets the budget): bounded memory, and streaming latency ...
+FIRST_BLOCK_S = 0.125  # ... with a shorter first block: a stream's first marked sample waits for less audio
 
 # Detection.
 DETECT_RATE = 16000
@@ -262,7 +263,8 @@ class StreamingWatermarker:
     """Marks a stream chunk by chunk; the chunks it returns concatenate to ``embed_watermark`` of the whole.
 
     ``push(samples)`` returns the marked samples that are final so far (the output lags the input by at most
-    :attr:`latency` samples: one block plus the look-ahead of its STFT frames); ``finish()`` returns the rest and
+    :attr:`latency` samples: one block plus the look-ahead of its STFT frames; the first output comes after
+    :attr:`first_latency` samples, the shorter first block plus the look-ahead); ``finish()`` returns the rest and
     resets. The only difference from the offline path: a sample the mark would push past full scale is clipped
     here, where the offline path scales the whole signal down.
 
@@ -277,13 +279,18 @@ class StreamingWatermarker:
         self.sample_rate = int(sample_rate)
         self.strength = float(strength)
         self.signs = _key_signs(key)
-        self.n_fft, self.block, self.context = _block_geometry(self.sample_rate)
+        self.n_fft, self.first, self.block, self.context = _block_geometry(self.sample_rate)
         self.state = WatermarkStreamState(np.zeros(0))
 
     @property
     def latency(self) -> int:
         """Most samples the output can lag the input by (before ``finish``)."""
-        return self.block + self.context
+        return max(self.first, self.block) + self.context
+
+    @property
+    def first_latency(self) -> int:
+        """Samples a stream needs before its first marked samples come out (fewer at the end of the stream)."""
+        return self.first + self.context
 
     def reset(self) -> None:
         """Forget the stream (start a new one)."""
@@ -304,8 +311,8 @@ class StreamingWatermarker:
         pending = np.concatenate([state.pending, x])
         end = state.offset + pending.size
         emitted, out = state.emitted, []
-        while emitted < end and (final or emitted + self.block + self.context <= end):
-            stop = min(emitted + self.block, end)
+        while emitted < end and (final or _block_end(emitted, self.first, self.block) + self.context <= end):
+            stop = min(_block_end(emitted, self.first, self.block), end)
             mark = _block_mark(pending, state.offset, emitted, stop, self.sample_rate, self.n_fft, self.context,
                                self.signs, self.strength)  # fmt: skip
             out.append(pending[emitted - state.offset : stop - state.offset] + mark)
@@ -372,21 +379,29 @@ def _ripple(freqs: np.ndarray, values: np.ndarray) -> np.ndarray:
 # embedding
 
 
-def _block_geometry(sample_rate: int) -> tuple[int, int, int]:
-    """``(n_fft, block, context)`` in samples: the embedder's STFT size, the block that gets one energy budget,
-    and the look-ahead / look-behind that gives every frame touching a block (and its neighbours, for the envelope's
-    smoothing over time) the real signal. Offline and streaming marking share it, so they agree exactly."""
+def _block_geometry(sample_rate: int) -> tuple[int, int, int, int]:
+    """``(n_fft, first, block, context)`` in samples: the embedder's STFT size, the first block and every later
+    block (each gets one energy budget), and the look-ahead / look-behind that gives every frame touching a block
+    (and its neighbours, for the envelope's smoothing over time) the real signal. Offline and streaming marking
+    share it, so they agree exactly."""
     n_fft = 1 << round(math.log2(EMBED_WINDOW_S * sample_rate))
-    return n_fft, round(EMBED_BLOCK_S * sample_rate), n_fft + n_fft // 4
+    return n_fft, round(FIRST_BLOCK_S * sample_rate), round(EMBED_BLOCK_S * sample_rate), n_fft + n_fft // 4
+
+
+def _block_end(start: int, first: int, block: int) -> int:
+    """End of the block starting at stream sample ``start``: blocks are ``[0, first)``, then ``block`` long."""
+    return first if start < first else start + block
 
 
 def _embed_row(x: np.ndarray, sample_rate: int, signs: np.ndarray, strength: float) -> np.ndarray:
-    """Marked copy of one channel ``(T,)`` (float64), ``EMBED_BLOCK_S`` at a time (each block meets the budget)."""
-    n_fft, block, context = _block_geometry(sample_rate)
+    """Marked copy of one channel ``(T,)`` (float64), a block at a time (each block meets the budget)."""
+    n_fft, first, block, context = _block_geometry(sample_rate)
     marked = x.copy()
-    for start in range(0, x.size, block):
-        stop = min(start + block, x.size)
+    start = 0
+    while start < x.size:
+        stop = min(_block_end(start, first, block), x.size)
         marked[start:stop] += _block_mark(x, 0, start, stop, sample_rate, n_fft, context, signs, strength)
+        start = stop
     return marked
 
 

@@ -21,7 +21,9 @@ from ..errors import ConfigError, DataError, ModelLoadError
 from .mel import MelConfig
 from .package import ACOUSTIC_FAMILIES, ACOUSTIC_FILE, VOCODER_FAMILIES, VOCODER_FILE, TTSPackage, load_tts_package
 
-DEFAULT_CHUNK_FRAMES = 24  # 384 ms of audio per streamed mel chunk at hop 256 / 16 kHz
+# 512 ms of audio per streamed mel chunk at hop 256 / 16 kHz: the first chunk alone yields audio, since it covers the
+# HiFi-GAN look-ahead (13 frames) plus the watermark's first block and look-ahead (4,560 samples: 18 frames)
+DEFAULT_CHUNK_FRAMES = 32
 SENTENCE_PAUSE_S = 0.12
 
 
