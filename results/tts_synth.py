@@ -49,6 +49,10 @@ VOCODER_CHAIN = {"hifigan": ("hifigan",), "hifigan_mr": ("hifigan", "hifigan_mr"
 RECIPE_FILES = {"hifigan_mr": "hifigan_multires", "hifigan_ft": "hifigan_finetune",
                 "hifigan_mr_gta": "hifigan_multires_gta"}
 RUNS = (*ACOUSTIC, "aligner", *VOCODERS)
+# the recipes an acoustic model's shipped run went through (fastspeech2_continue.yaml continues fastspeech2.yaml) and
+# the runs it needed first (FastSpeech 2's durations come from the aligner)
+ACOUSTIC_RECIPES = {"fastspeech2": ("fastspeech2", "fastspeech2_continue"), "tacotron2": ("tacotron2",)}
+ACOUSTIC_NEEDS = {"fastspeech2": ("aligner",), "tacotron2": ()}
 NAMES = {"fastspeech2": "FastSpeech 2", "tacotron2": "Tacotron 2", "griffin-lim": "Griffin-Lim", "hifigan": "HiFi-GAN",
          "hifigan_mr": "HiFi-GAN + multi-resolution mel loss", "hifigan_ft": "HiFi-GAN fine-tuned (FastSpeech 2 GTA mels)",
          "hifigan_mr_gta": "HiFi-GAN + multi-resolution, then fine-tuned mel-only on FastSpeech 2 GTA mels"}
@@ -313,12 +317,12 @@ def ship_voice(acoustic: str, vocoder: str, runs: Path, results: dict) -> None:
         "name": dest.name, "family": "tts",
         "architecture": f"{acoustic} (acoustic model) + {vocoder_kind} (vocoder), 16 kHz, phoneme input "
                         "(CMUdict G2P, espeak-ng for unknown words)",
-        "recipes": [f"recipes/synth_slt/{RECIPE_FILES.get(name, name)}.yaml" for name in (acoustic, *chain)]
-                   + (["recipes/synth_slt/aligner.yaml"] if acoustic == "fastspeech2" else []),
+        "recipes": [f"recipes/synth_slt/{RECIPE_FILES.get(name, name)}.yaml"
+                    for name in (*ACOUSTIC_RECIPES[acoustic], *ACOUSTIC_NEEDS[acoustic], *chain)],
         "vocoder_run": vocoder,
         "data": DATA_CARD,
         "training": {name: continued(results["training"].get(name), previous.get(name))
-                     for name in (acoustic, *chain)},
+                     for name in (acoustic, *chain, *ACOUSTIC_NEEDS[acoustic])},
         "metrics": results["systems"].get(key),
         "teacher_asr_wer": results.get("teacher_asr_wer"),
         "limitations": "Trained on one synthetic voice (flite slt) on 2 CPU cores: it sounds like a vocoded flite voice. "
