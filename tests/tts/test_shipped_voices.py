@@ -34,7 +34,7 @@ def whisper():
 @pytest.mark.slow
 @pytest.mark.parametrize("name,acoustic,max_wer", [
     # measured on held-out sentences (results/tts_synth.json): slt 17.2 % ASR-WER on 100 (the recordings 14.9 %),
-    # tacotron2-slt 83.5 % on 60 (the recordings 14.5 %)
+    # tacotron2-slt 81.6 % on 100
     ("slt", "fastspeech2", 0.5),
     ("tacotron2-slt", "tacotron2", 0.95),
 ])
