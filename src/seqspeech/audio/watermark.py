@@ -9,9 +9,9 @@ every instant, it needs no synchronisation (any shift, cut or codec delay still 
 each cell grows where the signal's local spectral envelope is weak (``CELL_TILT``), up to ``MAX_RIPPLE``
 (+2.3 / -3.1 dB): weak cells cost almost no energy but count as much for detection as loud ones. A single
 constant, found by bisection, scales the depths so that the mark's energy is ``strength ** 2`` of the signal's
-(32 dB SNR by default), one budget per block (``FIRST_BLOCK_S``, then ``EMBED_BLOCK_S`` at a time), so a stream (:class:`StreamingWatermarker`) is
-marked exactly as the whole clip would be. On the test speech about half the cells sit at the cap while the
-loudest tenth, which carry most of the energy, get a ripple of typically 0.1-0.3 dB.
+(32 dB SNR by default), one budget per block (``FIRST_BLOCK_S``, then ``EMBED_BLOCK_S`` at a time), so a stream
+(:class:`StreamingWatermarker`) is marked exactly as the whole clip would be. On the test speech about half the
+cells sit at the cap while the loudest tenth, which carry most of the energy, get a ripple of typically 0.1-0.3 dB.
 
 Detection. Resample to ``DETECT_RATE``, take an STFT, and per frame the log magnitude minus its moving average
 over ``2 * WHITEN_HZ`` (the spectral envelope and the level go, a fine ripple stays), clipped to
@@ -311,8 +311,11 @@ class StreamingWatermarker:
         pending = np.concatenate([state.pending, x])
         end = state.offset + pending.size
         emitted, out = state.emitted, []
-        while emitted < end and (final or _block_end(emitted, self.first, self.block) + self.context <= end):
-            stop = min(_block_end(emitted, self.first, self.block), end)
+        while emitted < end:
+            block_end = _block_end(emitted, self.first, self.block)
+            if not final and block_end + self.context > end:  # the block's look-ahead has not all arrived
+                break
+            stop = min(block_end, end)
             mark = _block_mark(pending, state.offset, emitted, stop, self.sample_rate, self.n_fft, self.context,
                                self.signs, self.strength)  # fmt: skip
             out.append(pending[emitted - state.offset : stop - state.offset] + mark)
