@@ -63,7 +63,7 @@ def test_overrides_parse_yaml_values():
 
 
 def test_load_yaml_errors_name_the_file(tmp_path):
-    with pytest.raises(ConfigError, match="no such recipe file"):
+    with pytest.raises(ConfigError, match=r"recipe file \(YAML\) not found"):
         load_yaml(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [1, 2\n")

@@ -11,7 +11,7 @@ $PY/seqspeech corpus synth data/synth_slt --language en --voice flite:slt --sent
     --seed 1 --jobs "$(nproc)"
 train() {  # recipe, run dir
     local resume=""
-    [ -d "$2" ] && resume="--resume"
+    compgen -G "$2/step-*.pt" >/dev/null && resume="--resume"  # a checkpoint to resume from
     $PY/seqspeech train "recipes/synth_slt/$1.yaml" --out "$2" $resume
 }
 train aligner runs/synth_slt-aligner

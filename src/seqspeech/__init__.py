@@ -59,12 +59,23 @@ def load_voice(name_or_path: "str | Path" = "slt", **kwargs: Any) -> Any:
     (acoustic model + vocoder) or an acoustic model file. kwargs: ``vocoder`` (path or ``"griffin-lim"``),
     ``device``.
     """
-    from .errors import ModelLoadError
-    from .zoo import resolve
+    from pathlib import Path
 
+    from .errors import ModelLoadError
+    from .zoo import MODELS, resolve
+
+    key = str(name_or_path)
+    if key not in MODELS and not Path(key).expanduser().exists():  # voices are local: never a hub download
+        voices = ", ".join(name for name, entry in sorted(MODELS.items()) if entry.family == "tts")
+        raise ModelLoadError(f"{key}: no such voice folder or model file, and not a known voice (known: {voices})")
     path, family = resolve(name_or_path)
-    if family != "tts":
-        raise ModelLoadError(f"{name_or_path}: a {family!r} model, not a text-to-speech voice")
     from .tts.synthesizer import Synthesizer
 
+    if family != "tts":
+        from .asr.package import model_family
+
+        if key in MODELS or model_family(path) is not None:
+            raise ModelLoadError(f"{name_or_path}: a {family!r} speech recognition model, not a text-to-speech voice")
+        # resolve() only guessed "whisper" for a path it does not know: the TTS loader says what is wrong with it
+        # (a folder without acoustic.safetensors, a corrupt or foreign file)
     return Synthesizer.from_path(path, **kwargs)

@@ -5,7 +5,9 @@
     call.mp3 absent   score=-0.37  (threshold 3.72)
 
 One line per file on stdout; a file that cannot be read is reported on stderr (naming it) and the others are
-still checked; the exit code is 0 when every file was read, 1 otherwise.
+still checked; the exit code is 0 when every file was read, 1 otherwise. Silence and clips too short to carry a
+measurable mark (under ``MIN_RELIABLE_S``, 1.5 s) get a verdict too, "absent", with a note saying why it cannot
+be trusted (a short marked clip may score below the threshold).
 """
 
 from __future__ import annotations
@@ -34,20 +36,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .audio.io import load_audio
-    from .audio.watermark import DETECT_RATE, detect_watermark
-    from .errors import AudioError
+    from .audio.watermark import DETECT_RATE, MIN_RELIABLE_S, detect_watermark
+    from .errors import AudioError, ConfigError
 
+    if not args.key:
+        raise ConfigError("--key must not be empty")
     width = max(len(name) for name in args.files)
     failures = 0
     for name in args.files:
         try:
             samples = load_audio(name, sr=DETECT_RATE)
         except AudioError as err:  # the message names the file
-            print(f"seqspeech: error: {err}", file=sys.stderr)
+            print(f"seqspeech: error: {err}", file=sys.stderr, flush=True)
+            failures += 1
+            continue
+        except OSError as err:  # e.g. no permission to read it
+            print(f"seqspeech: error: {name}: cannot read ({err.strerror or err})", file=sys.stderr, flush=True)
             failures += 1
             continue
         result = detect_watermark(samples, DETECT_RATE, key=args.key)
         verdict = "present" if result.present else "absent"
-        print(f"{name:<{width}}  {verdict:<7}  score={result.score:.2f}  (threshold {result.threshold:.2f})",
+        seconds = samples.size / DETECT_RATE
+        note = ""
+        if not samples.any():
+            note = "  (silent: nothing to measure)"
+        elif seconds < MIN_RELIABLE_S and not result.present:
+            note = f"  ({seconds:.2f} s: too short to tell; {MIN_RELIABLE_S} s or more gives a reliable answer)"
+        print(f"{name:<{width}}  {verdict:<7}  score={result.score:.2f}  (threshold {result.threshold:.2f}){note}",
               flush=True)  # fmt: skip
     return 1 if failures else 0

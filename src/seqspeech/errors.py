@@ -22,3 +22,8 @@ class ConfigError(SeqSpeechError, ValueError):
 
 class DataError(SeqSpeechError, ValueError):
     """A data file (manifest, JSONL of hypotheses or references) is malformed; the message names file and line."""
+
+
+class OutputError(SeqSpeechError, OSError):
+    """An output file cannot be written (a folder in the way, a parent that is a file, no permission, disk full);
+    the message names the path we were asked to write, never a temp file."""

@@ -150,8 +150,8 @@ def resolve(name_or_path: str | Path) -> tuple[Path, str]:
 
 def _family_of(path: Path) -> str:
     from .asr.package import model_family
-    from .tts.package import ACOUSTIC_FILE, tts_model_family
+    from .tts.package import acoustic_file, tts_model_family
 
-    if (path.is_dir() and (path / ACOUSTIC_FILE).is_file()) or tts_model_family(path) is not None:
+    if acoustic_file(path) is not None or tts_model_family(path) is not None:
         return "tts"
     return model_family(path) or "whisper"

@@ -20,8 +20,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -31,12 +32,12 @@ import soxr
 
 from seqspeech.audio.constants import SAMPLE_RATE
 from seqspeech.errors import AudioError
-from seqspeech.fileio import write_atomic
+from seqspeech.fileio import atomic_path
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["AudioSource", "audio_info", "iter_audio_windows", "load_audio", "write_wav"]
+__all__ = ["AudioSource", "audio_info", "iter_audio_windows", "load_audio", "write_wav", "write_wav_stream"]
 
 AudioSource = Union[str, os.PathLike, bytes, np.ndarray, "torch.Tensor"]  # torch is never imported here
 
@@ -165,10 +166,25 @@ def iter_audio_windows(
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
     """Write mono float samples as 16-bit PCM WAV, atomically (a reader never sees half a file); values outside
     [-1, 1] are clipped."""
-    buffer = io.BytesIO()
-    sf.write(buffer, np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16",
-             format="WAV")
-    write_atomic(Path(path), buffer.getvalue())
+    write_wav_stream(path, [samples], sample_rate)
+
+
+def write_wav_stream(path: str | os.PathLike, chunks: Iterable[np.ndarray], sample_rate: int
+                     ) -> tuple[int, float | None]:
+    """Write mono float chunks as one 16-bit PCM WAV as they come (bounded memory for long synthesis), through a
+    temp file renamed at the end: a chunk that raises, or an interrupt, leaves nothing behind. Values outside
+    [-1, 1] are clipped. Returns (samples written, seconds until the first chunk arrived)."""
+    samples, first = 0, None
+    t0 = time.perf_counter()
+    with atomic_path(path) as tmp:
+        with sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=1, subtype="PCM_16", format="WAV") as handle:
+            for chunk in chunks:
+                if first is None:
+                    first = time.perf_counter() - t0
+                chunk = np.clip(np.asarray(chunk, dtype=np.float32).reshape(-1), -1.0, 1.0)
+                handle.write(chunk)
+                samples += chunk.size
+    return samples, first
 
 
 def _check_rate(rate: Any, what: str) -> None:
@@ -180,6 +196,8 @@ def _check_path(path: str | os.PathLike) -> Path:
     """The path as a ``Path`` once it is known to be an existing, non-empty regular file."""
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise AudioError(f"{path}: audio file not found (a symbolic link to {os.readlink(path)}, which is gone)")
         raise AudioError(f"{path}: audio file not found")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, expected an audio file")
@@ -364,6 +382,8 @@ def _unsupported(name: str, sf_reason: str) -> AudioError:
 
 def _ffmpeg_failure(name: str, sf_reason: str, stderr: bytes) -> AudioError:
     detail = stderr.decode(errors="replace").strip().splitlines()
+    if any("matches no streams" in line for line in detail):  # `-map 0:a:0` found no audio: a silent video
+        return AudioError(f"{name}: has no audio stream (a video or container without sound)")
     return AudioError(
         f"{name}: unknown, unsupported or corrupt audio (libsndfile: {sf_reason}; "
         f"ffmpeg: {detail[-1] if detail else 'no audio decoded'})"
@@ -408,6 +428,8 @@ def _ffprobe_info(path: Path, sf_reason: str) -> tuple[float, int]:
         key, _, value = line.partition("=")
         if value not in ("", "N/A"):
             fields.setdefault(key, value)  # the stream's duration comes before the container's
+    if result.returncode == 0 and "sample_rate" not in fields:  # a container ffprobe reads, without sound
+        raise AudioError(f"{path}: has no audio stream (a video or container without sound)")
     if result.returncode != 0 or "sample_rate" not in fields or "duration" not in fields:
         detail = result.stderr.strip().splitlines()
         raise AudioError(

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_KEY",
     "DEFAULT_STRENGTH",
+    "MIN_RELIABLE_S",
     "StreamingWatermarker",
     "WATERMARK_THRESHOLD",
     "WatermarkStreamState",
@@ -93,6 +94,7 @@ ACTIVE_DB = 40.0  # frames more than this below the loudest (in band) are ignore
 NOISE_PERCENTILE = 10.0  # frame-energy percentile taken as the noise floor
 BAND_SPECTRUM_SMOOTH = 4  # half-width of the smoothing in _whiten_bands (in rfft bins of the N_BANDS vector)
 FALSE_POSITIVE_BOUND = 0.01  # proven for any audio; measured on speech it is about 0.1 %
+MIN_RELIABLE_S = 1.5  # a clip shorter than this may carry the mark yet score below the threshold
 WATERMARK_THRESHOLD = math.sqrt(2 * math.log(1 / FALSE_POSITIVE_BOUND))  # 3.035: P(false positive) <= 1 %
 
 
@@ -147,7 +149,8 @@ def detect_watermark(wave: Wave, sample_rate: int, key: Key = DEFAULT_KEY) -> Wa
 
     Args:
         wave: samples, numpy array or torch tensor, ``(T,)`` or ``(C, T)`` / ``(T, C)`` (channels averaged), any
-            rate of at least ``MIN_SAMPLE_RATE``; about 1.5 s or more of speech for a reliable answer.
+            rate of at least ``MIN_SAMPLE_RATE``; ``MIN_RELIABLE_S`` (1.5 s) or more of speech for a reliable
+            answer.
         sample_rate: rate of ``wave`` in Hz.
         key: the key it was marked with.
 

@@ -22,7 +22,7 @@ from ..data.collate import collate_speech
 from ..data.dataset import FeatureConfig, SpeechDataset, build_frontend, compute_feature_stats, prepare_utterances
 from ..data.manifest import Utterance, read_manifest
 from ..data.samplers import BucketBatchSampler
-from ..errors import ConfigError
+from ..errors import AudioError, ConfigError, DataError
 from ..fileio import write_atomic
 from ..metrics.wer import error_rate
 from ..text.tokenizers import BPETokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict, tokenizer_to_dict
@@ -104,6 +104,19 @@ def read_nonempty(path: str, what: str) -> list[Utterance]:
     return utts
 
 
+def _unreadable(utts: list[Utterance]) -> str:
+    """Why no feature statistics came out of ``utts``: none of those tried has readable audio (the first's error)."""
+    from ..data.dataset import load_utterance_audio
+
+    tried = min(len(utts), 400)
+    reason = ""
+    try:
+        load_utterance_audio(utts[0])
+    except (AudioError, OSError) as err:
+        reason = f"; e.g. utterance {utts[0].id!r}: {err}"
+    return f"none of the {tried} utterances read for the feature statistics has usable audio{reason}"
+
+
 def texts_of(utts: list[Utterance], text_field: str) -> list[str]:
     return [getattr(u, text_field) for u in utts if getattr(u, text_field).strip()]
 
@@ -121,6 +134,7 @@ def prepare_speech_training(
     """Tokenizer (reloaded on resume), filtered utterances, datasets, feature statistics, samplers."""
     rank, world_size, _ = world_info()
     train_utts = read_nonempty(data.train, "train")
+    dev_manifest = read_nonempty(data.dev, "dev") if data.dev else []  # a bad dev manifest fails before any work
     tok_path = out / "tokenizer.json"
     if resume and tok_path.exists():
         tokenizer = tokenizer_from_dict(json.loads(tok_path.read_text()), str(tok_path))
@@ -133,6 +147,8 @@ def prepare_speech_training(
         train_utts, tokenizer, min_duration=data.min_duration, max_duration=data.max_duration,
         text_field=data.text_field,
     )
+    if not kept:
+        raise DataError(f"{data.train}: no usable training utterances ({report})")
     frontend = build_frontend(features)
     augment = WaveAugment(data.augment) if data.augment else None
     train_set = SpeechDataset(kept, tokenizer, frontend, augment=augment, seed=train.seed, text_field=data.text_field)
@@ -141,9 +157,12 @@ def prepare_speech_training(
         stats = torch.load(stats_path, weights_only=True)
         mean, std = stats["mean"], stats["std"]
     else:
-        mean, std = compute_feature_stats(
-            SpeechDataset(kept, tokenizer, frontend, text_field=data.text_field), max_items=400
-        )
+        try:
+            mean, std = compute_feature_stats(
+                SpeechDataset(kept, tokenizer, frontend, text_field=data.text_field), max_items=400
+            )
+        except DataError:
+            raise DataError(f"{data.train}: {_unreadable(kept)}") from None
         if rank == 0:
             tmp = stats_path.with_suffix(".tmp")
             torch.save({"mean": mean, "std": std}, tmp)
@@ -161,9 +180,11 @@ def prepare_speech_training(
     setup.say(f"train: {len(kept)} utterances, {sum(u.duration for u in kept) / 3600:.2f} h; {report}")
     if data.dev:
         dev_utts, dev_report = prepare_utterances(
-            read_nonempty(data.dev, "dev"), tokenizer, min_duration=data.min_duration,
+            dev_manifest, tokenizer, min_duration=data.min_duration,
             max_duration=data.max_duration, text_field=data.text_field,
         )
+        if not dev_utts:
+            raise DataError(f"{data.dev}: no usable dev utterances ({dev_report})")
         setup.dev_utts = dev_utts[: data.dev_max_utterances] if data.dev_max_utterances else dev_utts
         setup.say(f"dev: {len(setup.dev_utts)} utterances; {dev_report}")
         setup.dev_set = SpeechDataset(setup.dev_utts, tokenizer, frontend, text_field=data.text_field)

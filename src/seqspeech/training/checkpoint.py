@@ -16,6 +16,7 @@ import io
 import os
 import random
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 -- the unpickler raises many types (IndexError, UnpicklingError, ...)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelLoadError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first}") from None
+    with warnings.catch_warnings(record=True) as caught:  # torch warns about odd pickles before failing on them
+        warnings.simplefilter("always")
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:  # noqa: BLE001 -- the unpickler raises many types (IndexError, UnpicklingError, ...)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelLoadError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first}") from None
+    for warning in caught:  # a checkpoint that loaded: its warnings still reach the user
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if not isinstance(state, dict):
         raise ModelLoadError(f"{path}: expected a checkpoint dict, got {type(state).__name__}")
     return state

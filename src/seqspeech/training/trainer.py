@@ -8,7 +8,9 @@ Contracts
   During training the batch also carries ``"train_step"`` (int, optimiser steps so far) for schedules that live
   in the model (scheduled sampling, guided-attention weight decay); evaluation batches do not.
 * **Batch**: a dict of tensors (moved to the device, recursively) and other values (``"ids": list[str]`` counts
-  the items; ``"num_skipped": int`` counts bad items the collate dropped; both are reported).
+  the items; ``"num_skipped": int`` counts bad items the collate dropped; both are reported). A batch with
+  ``"empty": True`` (the collate dropped every item) is counted and skipped; an epoch of nothing but empty batches
+  is a :class:`TrainingError` (all the data unreadable), not an endless loop.
 * **Data**: ``train_sampler`` is a *batch* sampler: ``__iter__`` yields lists of indices, ``__len__``,
   ``set_epoch(epoch)`` and optionally ``state_dict()``/``load_state_dict({"epoch", "position"})``. The trainer
   remembers ``(epoch, batches done in epoch)`` itself; on resume it calls ``set_epoch(epoch)`` then
@@ -631,10 +633,12 @@ class _Run:
         non_blocking = self.device.type == "cuda"
         while stop is None:
             self.ddp_model.train()  # _evaluate() puts it back in train mode too
+            epoch_from, epoch_batches, epoch_used = c.batches_done, 0, 0
             for batch in self._epoch_loader():
                 c.batches_done += 1
                 c.batches += 1
                 fit_batches += 1
+                epoch_batches += 1
                 n_items = _batch_items(batch)
                 c.items += n_items
                 fit_items += n_items
@@ -642,6 +646,15 @@ class _Run:
                 skipped = batch.get("num_skipped", 0)
                 if isinstance(skipped, int):
                     c.skipped_items += skipped
+                if batch.get("empty") is True:  # the collate dropped every item (unreadable): nothing to learn
+                    if self.world_size > 1:  # the other processes would wait for this one's gradients forever
+                        raise TrainingError(
+                            f"rank {self.rank}: a batch with no usable item (all {skipped} unreadable) at step "
+                            f"{c.step}; under DDP every process must train on every batch: fix or drop the "
+                            "unreadable items"
+                        )
+                    continue
+                epoch_used += 1
                 batch = move_to_device(batch, self.device, non_blocking)
                 batch["train_step"] = c.step  # optimiser steps so far: schedules inside models read it
                 micro += 1
@@ -749,6 +762,12 @@ class _Run:
                 if stop is not None:
                     break
             else:  # epoch finished
+                if epoch_from == 0 and epoch_batches and not epoch_used:  # a whole epoch of empty batches
+                    raise TrainingError(
+                        f"epoch {c.epoch}: none of its {epoch_batches} batches had a usable item ({c.skipped_items} "
+                        "unreadable items dropped so far): check that the training manifest's audio files exist "
+                        "and can be read"
+                    )
                 c.epoch += 1
                 c.batches_done = 0
                 if cfg.eval_every is None and (t.dev_dataset is not None or t.evaluate_fn is not None):
@@ -859,6 +878,8 @@ class _Run:
                 totals: list[torch.Tensor] = []
                 count = 0
                 for batch in self._loader(t.dev_dataset, t.dev_sampler, 0):
+                    if batch.get("empty") is True:  # every item unreadable (the collate counted them)
+                        continue
                     n = _batch_items(batch)
                     with self._autocast():
                         outputs = self.model(move_to_device(batch, self.device))

@@ -95,13 +95,27 @@ def tts_model_family(path: str | os.PathLike) -> str | None:
     return family if family in TTS_FAMILIES else None
 
 
+RUN_MODEL_FILE = "model.safetensors"  # what `seqspeech train` leaves in a run folder
+
+
+def acoustic_file(folder: str | os.PathLike) -> Path | None:
+    """The acoustic model a folder speaks with: a voice folder's ``acoustic.safetensors``, or a TTS training run's
+    ``model.safetensors`` when that is an acoustic model (FastSpeech 2, Tacotron 2); else None."""
+    p = Path(folder)
+    if not p.is_dir():
+        return None
+    if (p / ACOUSTIC_FILE).is_file():
+        return p / ACOUSTIC_FILE
+    return p / RUN_MODEL_FILE if tts_model_family(p / RUN_MODEL_FILE) in ACOUSTIC_FAMILIES else None
+
+
 def load_tts_package(path: str | os.PathLike, *, family: str | tuple[str, ...] | None = None,
                      device: str | torch.device | None = None) -> TTSPackage:
     """Load a TTS part from its safetensors file or a trainer checkpoint; ``family`` = the family (or families)
     the caller accepts."""
     p = Path(path)
     if not p.is_file():
-        raise ModelLoadError(f"{p}: no such file")
+        raise ModelLoadError(f"{p}: is a folder, expected a model file" if p.is_dir() else f"{p}: no such file")
     if p.suffix == ".pt":
         found = checkpoint_package(p)
         if found is None:

@@ -4,6 +4,8 @@
 soon as they are ready: sentence by sentence, the acoustic model's mel chunks are vocoded with overlap (so joins are
 inaudible) and watermarked on the fly. Both paths share every step, so a stream concatenates to the offline audio
 except within the vocoder's overlap regions (Griffin-Lim) — exactly with HiFi-GAN, whose receptive field is finite.
+``synthesize_sentences(text)`` yields the offline audio a sentence at a time: long text (a book chapter) in bounded
+memory. The two generators take ``progress`` (a bar over sentences on stderr, :mod:`seqspeech.progress`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 
 from ..errors import ConfigError, DataError, ModelLoadError
 from .mel import MelConfig
-from .package import ACOUSTIC_FAMILIES, ACOUSTIC_FILE, VOCODER_FAMILIES, VOCODER_FILE, TTSPackage, load_tts_package
+from .package import (ACOUSTIC_FAMILIES, ACOUSTIC_FILE, VOCODER_FAMILIES, VOCODER_FILE, TTSPackage, acoustic_file,
+                      load_tts_package)
 
 # 512 ms of audio per streamed mel chunk at hop 256 / 16 kHz: the first chunk alone yields audio, since it covers the
 # HiFi-GAN look-ahead (13 frames) plus the watermark's first block and look-ahead (4,560 samples: 18 frames)
@@ -81,18 +84,28 @@ class Synthesizer:
     @classmethod
     def from_path(cls, path: str | os.PathLike, *, vocoder: str | os.PathLike | None = None,
                   device: str | torch.device | None = None) -> Synthesizer:
-        """A voice folder (``acoustic.safetensors`` + optional ``vocoder.safetensors``) or an acoustic model file;
+        """A voice folder (``acoustic.safetensors`` + optional ``vocoder.safetensors``), a TTS training run's folder
+        (its ``model.safetensors``; Griffin-Lim unless ``vocoder`` is given) or an acoustic model file;
         ``vocoder``: a HiFi-GAN package path, ``"griffin-lim"``, or None (the folder's vocoder, else Griffin-Lim)."""
         p = Path(path)
-        acoustic_path = p / ACOUSTIC_FILE if p.is_dir() else p
-        if not acoustic_path.is_file():
-            raise ModelLoadError(f"{p}: no acoustic model ({ACOUSTIC_FILE}) found")
+        if not p.exists():
+            raise ModelLoadError(f"{p}: no such voice folder or model file")
+        acoustic_path = acoustic_file(p) if p.is_dir() else p
+        if acoustic_path is None:
+            raise ModelLoadError(f"{p}: not a voice: no acoustic model ({ACOUSTIC_FILE}, or the model.safetensors "
+                                 "of a FastSpeech 2 or Tacotron 2 training run) in this folder")
         acoustic = load_tts_package(acoustic_path, family=ACOUSTIC_FAMILIES, device=device)
         voc: TTSPackage | None = None
         if vocoder is None and p.is_dir() and (p / VOCODER_FILE).is_file():
             vocoder = p / VOCODER_FILE
         if vocoder is not None and str(vocoder) != "griffin-lim":
-            voc = load_tts_package(vocoder, family=VOCODER_FAMILIES, device=device)
+            vocoder_path = Path(vocoder)
+            if vocoder_path.is_dir():  # a voice folder: its vocoder
+                if not (vocoder_path / VOCODER_FILE).is_file():
+                    raise ModelLoadError(f"{vocoder_path}: a folder without a vocoder ({VOCODER_FILE}); give a "
+                                         "HiFi-GAN file, a voice folder that has one, or griffin-lim")
+                vocoder_path = vocoder_path / VOCODER_FILE
+            voc = load_tts_package(vocoder_path, family=VOCODER_FAMILIES, device=device)
         return cls(acoustic, voc, device=device)
 
     @property
@@ -169,7 +182,11 @@ class Synthesizer:
 
     # ------------------------------------------------------------------ public
     def synthesize(self, text: str, **options: Any) -> np.ndarray:
-        """Speak ``text``: float32 mono samples at :attr:`sample_rate` (options: :class:`SynthesisOptions`)."""
+        """Speak ``text``: float32 mono samples at :attr:`sample_rate` (options: :class:`SynthesisOptions`).
+
+        The whole waveform is held in memory (about 4 bytes x 16,000 a second, times a few while it is marked):
+        for long text use :meth:`synthesize_sentences`, which yields it a sentence at a time.
+        """
         opts = SynthesisOptions(**options)
         pieces: list[np.ndarray] = []
         for i, sentence in enumerate(self.sentences(text)):
@@ -183,37 +200,83 @@ class Synthesizer:
             wave = embed_watermark(wave, self.sample_rate)
         return wave
 
-    def synthesize_stream(self, text: str, **options: Any) -> Iterator[np.ndarray]:
-        """Yield float32 audio chunks of ``text`` as they are ready (watermarked unless ``watermark=False``)."""
+    def synthesize_sentences(self, text: str, *, progress: bool | None = None,
+                             **options: Any) -> Iterator[np.ndarray]:
+        """Yield the audio of ``text`` about a sentence at a time (float32 chunks; the watermark's look-ahead
+        holds back the last fraction of a second of each until the next): memory stays bounded however long the
+        text, and a caller can write each chunk out as it comes.
+
+        The chunks concatenate to :meth:`synthesize`'s waveform, except that a sample the watermark would push
+        past full scale is clipped instead of the whole waveform being scaled down. ``progress``: a bar over the
+        sentences on stderr (None: when stderr is a terminal and the work takes more than 2 s).
+
+        Raises:
+            DataError: the text has nothing to speak (before anything is yielded).
+            ConfigError: a bad option.
+        """
+        opts = SynthesisOptions(**options)
+        marker = self._marker(opts)
+        for i, sentence in self._sentence_bar(text, progress):
+            pieces = [self._pause()] if i else []
+            pieces.append(self.vocode(self.mel(sentence, opts)))
+            yield from _emit(marker, np.concatenate(pieces))
+        yield from _finish(marker)
+
+    def synthesize_stream(self, text: str, *, progress: bool | None = None,
+                          **options: Any) -> Iterator[np.ndarray]:
+        """Yield float32 audio chunks of ``text`` as they are ready (watermarked unless ``watermark=False``);
+        ``progress``: a bar over the sentences on stderr (None: when stderr is a terminal, after 2 s)."""
         from .vocoders.streaming import StreamingVocoder
 
         opts = SynthesisOptions(**options)
-        marker = None
-        if opts.watermark:
-            from ..audio.watermark import StreamingWatermarker
-
-            marker = StreamingWatermarker(self.sample_rate)
-
-        def emit(samples: np.ndarray) -> Iterator[np.ndarray]:
-            samples = np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0)
-            if marker is not None:
-                samples = marker.push(samples)
-            if samples.size:
-                yield samples
-
-        for i, sentence in enumerate(self.sentences(text)):
+        marker = self._marker(opts)
+        for i, sentence in self._sentence_bar(text, progress):
             if i:
-                yield from emit(self._pause())
+                yield from _emit(marker, self._pause())
             stream = StreamingVocoder(self.vocoder)
             for chunk in self.mel_chunks(sentence, opts):
                 with torch.inference_mode():
-                    yield from emit(_to_numpy(stream.push(chunk.to(self.device))))
+                    yield from _emit(marker, _to_numpy(stream.push(chunk.to(self.device))))
             with torch.inference_mode():
-                yield from emit(_to_numpy(stream.finish()))
-        if marker is not None:
-            tail = marker.finish()
-            if tail.size:
-                yield tail
+                yield from _emit(marker, _to_numpy(stream.finish()))
+        yield from _finish(marker)
+
+    def _marker(self, opts: SynthesisOptions) -> Any:
+        if not opts.watermark:
+            return None
+        from ..audio.watermark import StreamingWatermarker
+
+        return StreamingWatermarker(self.sample_rate)
+
+    def _sentence_bar(self, text: str, progress: bool | None) -> Iterator[tuple[int, str]]:
+        """``(index, sentence)`` of ``text``'s speakable sentences, advancing a progress bar (closed at the end,
+        on an error, and when the caller stops early)."""
+        from ..progress import progress_bar
+
+        sentences = self.sentences(text)
+        bar = progress_bar(len(sentences), desc="synthesize", unit="sentence", enabled=progress)
+        try:
+            for i, sentence in enumerate(sentences):
+                yield i, sentence
+                bar.update(1)
+        finally:
+            bar.close()
+
+
+def _emit(marker: Any, samples: np.ndarray) -> Iterator[np.ndarray]:
+    """``samples`` clipped to [-1, 1] and pushed through the watermarker (when there is one): what is final."""
+    samples = np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    if marker is not None:
+        samples = marker.push(samples)
+    if samples.size:
+        yield samples
+
+
+def _finish(marker: Any) -> Iterator[np.ndarray]:
+    if marker is not None:
+        tail = marker.finish()
+        if tail.size:
+            yield tail
 
 
 def _to_numpy(x: Any) -> np.ndarray:
