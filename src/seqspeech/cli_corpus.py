@@ -2,6 +2,11 @@
 
     seqspeech corpus synth data/synth_en --language en --sentences 6000 --dev 200 --test 200 --seed 0
     seqspeech corpus prepare librispeech /data/LibriSpeech/dev-clean dev-clean.jsonl
+    seqspeech corpus prepare fsdd ../shared/data/fsdd/recordings.tar.gz data/fsdd/test.jsonl --split test
+
+``prepare`` fails with one line naming the path, and writes nothing, for a missing source, a file where a folder is
+expected, an empty folder or one without the corpus's layout, a corpus with no audio found, and an output that
+cannot be written.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from pathlib import Path
 
 __all__ = ["add_parser"]
 
-PREPARE_KINDS = ("librispeech", "ljspeech", "commonvoice", "kaldi")
+PREPARE_KINDS = ("librispeech", "ljspeech", "commonvoice", "kaldi", "fsdd")
+SPLIT_KINDS = ("librispeech", "commonvoice", "fsdd")  # the readers that take split=
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,10 +56,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q = csub.add_parser("prepare", help="write a JSONL manifest for a corpus on disk",
                         description="Read a corpus as distributed and write its utterances as a JSONL manifest.")
     q.add_argument("kind", choices=PREPARE_KINDS)
-    q.add_argument("src", type=Path, help="corpus folder (e.g. LibriSpeech/dev-clean, LJSpeech-1.1)")
+    q.add_argument("src", type=Path, help="corpus folder (e.g. LibriSpeech/dev-clean, LJSpeech-1.1); fsdd: the wav "
+                                          "folder, a folder holding recordings/ or recordings.tar.gz, or the archive")
     q.add_argument("out", type=Path, help="output manifest (.jsonl)")
     q.add_argument("--no-durations", dest="with_durations", action="store_false",
                    help="do not read audio headers for durations (faster; duration 0.0)")
+    q.add_argument("--split", default=None,
+                   help="librispeech: a split folder under SRC (dev-clean); commonvoice: the TSV's name (default "
+                        "train); fsdd: test (takes 0-4) or train (takes 5-49), default all")
+    q.add_argument("--extract-to", type=Path, default=None, metavar="DIR",
+                   help="fsdd from recordings.tar.gz: extract into DIR/recordings/ (default: OUT's folder)")
     q.set_defaults(func=_cmd_prepare)
 
 
@@ -77,8 +89,22 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from .data.corpora import read_corpus
     from .data.manifest import write_manifest
+    from .errors import ConfigError, DataError
+    from .fileio import check_output_path
 
-    utts = read_corpus(args.kind, args.src, with_durations=args.with_durations)
-    path = write_manifest(args.out, utts)
+    options: dict = {"with_durations": args.with_durations}
+    if args.split is not None:
+        if args.kind not in SPLIT_KINDS:
+            raise ConfigError(f"--split is not supported for {args.kind} (only for {', '.join(SPLIT_KINDS)})")
+        options["split"] = args.split
+    if args.kind == "fsdd":
+        options["extract_to"] = args.extract_to if args.extract_to is not None else args.out.absolute().parent
+    elif args.extract_to is not None:
+        raise ConfigError(f"--extract-to is only for fsdd, not {args.kind}")
+    check_output_path(args.out)  # before reading: a corpus can take a while
+    utts = read_corpus(args.kind, args.src, **options)
+    if not utts:
+        raise DataError(f"{args.src}: no {args.kind} utterances with audio found; nothing written to {args.out}")
+    path = write_manifest(args.out, utts)  # atomic: a failed write leaves no partial manifest (OutputError)
     print(f"{len(utts)} utterances -> {path}", file=sys.stderr)
     return 0

@@ -90,6 +90,9 @@ def test_librispeech_malformed(tmp_path: Path) -> None:
     (tmp_path / "a" / "1" / "empty").mkdir()
     with pytest.raises(DataError, match=r"1-2\.trans\.txt:1: .*no transcript"):
         read_librispeech(tmp_path)
+    with pytest.raises(DataError, match="empty folder"):
+        read_librispeech(tmp_path / "a" / "1", split="empty")
+    (tmp_path / "a" / "1" / "empty" / "notes.txt").write_text("x")
     with pytest.raises(DataError, match="no LibriSpeech transcript files"):
         read_librispeech(tmp_path / "a" / "1", split="empty")
     with pytest.raises(DataError, match="root folder not found"):

@@ -1,4 +1,5 @@
-"""Word and character error rates, counted by jiwer over a whole corpus (not averaged per utterance).
+"""Word and character error rates, counted by jiwer over a whole corpus (not averaged per utterance), and the
+string (sentence) error rate.
 
 ``rate = (substitutions + deletions + insertions) / n_ref_units``. Texts are normalised first (by default
 with :class:`~seqspeech.text.normalize.EnglishTextNormalizer`), then whitespace is collapsed. Utterances whose
@@ -105,6 +106,29 @@ def cer(
 ) -> float:
     """Character error rate (see :func:`error_rate`)."""
     return error_rate(references, hypotheses, unit="char", normalizer=normalizer).rate
+
+
+def string_error_rate(
+    references: Sequence[str],
+    hypotheses: Sequence[str],
+    *,
+    normalizer: Normalizer | None = DEFAULT_NORMALIZER,
+) -> float:
+    """Share of utterances not recognised exactly (sentence error rate): after ``normalizer`` and whitespace
+    collapsing, the hypothesis differs from the reference. 0.0 for no utterances.
+
+    Raises:
+        ValueError: as :func:`error_rate`.
+    """
+    if isinstance(references, str) or isinstance(hypotheses, str):
+        raise ValueError("references and hypotheses must be sequences of strings, not a single string")
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses; they must pair up")
+    wrong = sum(
+        _prepare(r, normalizer, "reference", i) != _prepare(h, normalizer, "hypothesis", i)
+        for i, (r, h) in enumerate(zip(references, hypotheses, strict=True))
+    )
+    return wrong / len(references) if references else 0.0
 
 
 def _prepare(text: str, normalizer: Normalizer | None, side: str, index: int) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from fractions import Fraction
 
 _FILLERS = re.compile(r"\b(hmm|mm|mhm|mmm|uh|um)\b")
@@ -127,6 +128,37 @@ class EnglishTextNormalizer:
         return re.sub(r"(?<![\w.])1(s?)(?![\w.])", r"one\1", " ".join(words))
 
 
+class DigitNormalizer:
+    """Digit-string scoring: every digit a token, so ``"Four seven two."``, ``"472"`` and ``"4, 7, 2"`` all read
+    ``"4 7 2"``.
+
+    First :class:`EnglishTextNormalizer` (case, punctuation, fillers and bracketed spans dropped, number words
+    to digits: ``"seventy-two"`` -> ``72``), then every numeral is split into its digits (``"472"`` -> ``4 7 2``,
+    ``"1.5"`` -> ``1 5``, ``"21st"`` -> ``2 1 st``) and ``one`` (which the English normaliser writes for a lone
+    1) becomes ``1``. Any other word stays a word, so it counts as an error against a digit: ``"to"`` is not
+    ``2``, ``"for"`` not ``4``, and ``"oh"`` not ``0`` (the English normaliser never reads "oh" as zero; our
+    digit data says "zero", and a recogniser's "oh" is more often an interjection than a digit).
+
+    >>> DigitNormalizer()("Seven. Four seventy-two, oh!")
+    '7 4 7 2 oh'
+    """
+
+    def __init__(self, base: Callable[[str], str] | None = None) -> None:
+        self.base = base or EnglishTextNormalizer()
+
+    def __call__(self, text: str) -> str:
+        tokens: list[str] = []
+        for word in self.base(text).split():
+            for piece in re.findall(r"\d|\D+", word):
+                piece = piece.strip("'.")
+                if piece:
+                    tokens.append(_DIGIT_WORD.get(piece, piece))
+        return " ".join(tokens)
+
+
+_DIGIT_WORD = {"one": "1"}  # the English normaliser's only spelled-out digit
+
+
 # -------------------------------------------------------------------------------------------- spelled numbers
 
 
@@ -164,8 +196,10 @@ def _parse_number(words: list[str], start: int) -> tuple[str, int, bool] | None:
     """Parse the longest spelled-out number at ``words[start]`` (``2.5 million`` counts too).
 
     Returns (digits, index after it, whether it is a plain cardinal below 100 that may be extended
-    digit-wise), or None if no number starts there.
+    digit-wise), or None if no number starts there (or ``start`` is past the end).
     """
+    if start >= len(words):  # "seven oh" ends on "oh": nothing follows it
+        return None
     total: Fraction = Fraction(0)  # completed thousand/million/billion groups
     group: Fraction = Fraction(0)  # the current group, below 1000
     last: str | None = (

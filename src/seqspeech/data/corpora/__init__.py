@@ -1,5 +1,6 @@
 """Corpus readers: each turns a corpus as distributed into a list of
-:class:`~seqspeech.data.manifest.Utterance`.
+:class:`~seqspeech.data.manifest.Utterance` (LibriSpeech, LJSpeech, Common Voice, Kaldi data dirs, the Free
+Spoken Digit Dataset).
 
 Every reader has the signature ``read_X(root, *, normalizer=..., with_durations=True, ...)``; malformed files
 raise :class:`~seqspeech.errors.DataError` naming ``file:line``, and utterances whose audio file is missing
@@ -18,6 +19,7 @@ from typing import Any
 from ...errors import ConfigError
 from ..manifest import Utterance
 from .commonvoice import read_commonvoice
+from .fsdd import read_fsdd
 from .kaldi import read_kaldi
 from .librispeech import read_librispeech
 from .ljspeech import read_ljspeech
@@ -26,6 +28,7 @@ __all__ = [
     "READERS",
     "read_commonvoice",
     "read_corpus",
+    "read_fsdd",
     "read_kaldi",
     "read_librispeech",
     "read_ljspeech",
@@ -39,6 +42,7 @@ READERS: dict[str, Reader] = {
     "ljspeech": read_ljspeech,
     "commonvoice": read_commonvoice,
     "kaldi": read_kaldi,
+    "fsdd": read_fsdd,
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ...audio.io import audio_info
 from ...errors import DataError
+from ...fileio import read_text_file
 from ...text.normalize import EnglishTextNormalizer
 from ..manifest import Utterance
 
@@ -17,20 +18,24 @@ ENGLISH = EnglishTextNormalizer()
 
 
 def check_root(root: str | Path, corpus: str) -> Path:
+    """``root`` as a Path; DataError naming it when it is missing, a file, unreadable or an empty folder."""
     root = Path(root)
+    if root.is_file():
+        raise DataError(f"{root}: a file, not a folder: expected the {corpus} root folder")
     if not root.is_dir():
         raise DataError(f"{root}: {corpus} root folder not found")
+    try:
+        empty = next(root.iterdir(), None) is None
+    except OSError as err:
+        raise DataError(f"{root}: cannot list the {corpus} root folder ({err.strerror or err})") from None
+    if empty:
+        raise DataError(f"{root}: empty folder: expected the {corpus} root folder")
     return root
 
 
 def read_text(path: Path) -> str:
     """The whole file as UTF-8 text; DataError naming the file when it is missing or not UTF-8."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+    return read_text_file(path, what="file")
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
