@@ -88,3 +88,93 @@ def test_stdin_input(clip):
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout)
     assert record["path"] == "-" and "background" in record["text"].lower()
+
+
+def test_default_options_are_beam_5_with_best_of_5_fallback(clip, capsys, monkeypatch):
+    """`seqspeech transcribe FILE` with no flags (the README's first command): beam 5 at temperature 0, best of 5
+    samples at the fallback temperatures, as faster-whisper's and openai-whisper's transcribe take them."""
+    import seqspeech
+    from seqspeech.asr import transcribe as long_form
+
+    seen = []
+    decode = long_form.decode
+
+    def spy(model, tokenizer, features, options, generator=None):
+        seen.append(options)
+        return decode(model, tokenizer, features, options, generator=generator)
+
+    monkeypatch.setattr(long_form, "decode", spy)
+    assert main(["transcribe", clip]) == 0
+    out = capsys.readouterr().out
+    assert seen[0].temperature == 0 and seen[0].beam_size == 5 and seen[0].best_of is None
+    assert out.strip() == seqspeech.load_model("whisper-tiny.en").transcribe(clip, beam_size=5).text
+    # the same options with every window forced through the whole fallback ladder
+    seen.clear()
+    from seqspeech.asr.whisper_asr import WhisperASR
+
+    forced = {"compression_ratio_threshold": 0.0}
+    original = WhisperASR.transcribe_batch
+    monkeypatch.setattr(WhisperASR, "transcribe_batch", lambda self, audios, **kw: original(self, audios,
+                                                                                            **kw, **forced))
+    assert main(["transcribe", clip, "--format", "json"]) == 0
+    assert [o.temperature for o in seen] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert all(o.best_of == 5 and o.beam_size is None for o in seen[1:])
+    record = json.loads(capsys.readouterr().out)
+    assert record["segments"][0]["temperature"] == 1.0  # the last temperature tried (the prompt resets after it)
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--task", "translate"], "cannot translate"),
+    (["--language", "fr"], "cannot take language 'fr'"),
+    (["--language", "klingon"], "unsupported language"),
+    (["--temperature-increment-on-fallback", "-0.2"], "must be in (0, 1]"),
+    (["--temperature", "nan"], "temperatures must be finite"),
+    (["--best-of", "0"], "best_of must be >= 1"),
+    (["--beam-size", "0"], "--beam-size must be >= 1"),
+    (["--patience", "0"], "patience must be > 0"),
+    (["--length-penalty", "2"], "length_penalty must be in [0, 1]"),
+    (["--batch-size", "0"], "batch_size must be >= 1"),
+    (["--short-window", "45"], "short_window_s must be in (0, 30]"),
+    (["--word-bonus", "1"], "--word-bonus is for CTC models, not whisper-tiny.en"),
+    (["--model", "ctc-conformer-synth-en", "--language", "en"], "--language is for Whisper models"),
+    (["--model", "ctc-conformer-synth-en", "--ctc-weight", "0.3"], "--ctc-weight is for LAS, AED models"),
+    (["--model", "aed-conformer-synth-en", "--vad"], "--vad is for Whisper models"),
+])
+def test_option_errors_are_one_line(args, problem, clip, capsys):
+    assert main(["transcribe", clip, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("seqspeech: error:") and problem in err, err
+
+
+def test_option_pairs_the_references_accept(clip, capsys):
+    """beam_size with best_of, patience and a length penalty, a temperature ladder, English by name."""
+    assert main(["transcribe", clip, "--beam-size", "3", "--best-of", "2", "--patience", "2", "--length-penalty",
+                 "0.5", "--temperature", "0", "--temperature-increment-on-fallback", "0.5", "--language",
+                 "English"]) == 0
+    assert "background" in capsys.readouterr().out.lower()
+    assert main(["transcribe", clip, "--beam-size", "1", "--patience", "2"]) == 0  # patience: beam search only
+    assert "background" in capsys.readouterr().out.lower()
+
+
+def test_our_models_keep_their_stored_beam_unless_told(clip, monkeypatch, capsys):
+    from seqspeech.asr.ctc_asr import CTCASR
+
+    seen = []
+    decode = CTCASR.decode
+
+    def spy(self, log_probs, lengths, **options):
+        seen.append(options.get("beam_size", self.beam_size))
+        return decode(self, log_probs, lengths, **options)
+
+    monkeypatch.setattr(CTCASR, "decode", spy)
+    assert main(["transcribe", clip, "--model", "ctc-conformer-synth-en"]) == 0
+    assert main(["transcribe", clip, "--model", "ctc-conformer-synth-en", "--beam-size", "2"]) == 0
+    assert seen == [8, 2]  # the recipe's tuned beam (stored with the model), then the flag
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("model", ["whisper-tiny.en", "ctc-conformer-synth-en"])
+def test_progress_bar_on_request(model, clip, capsys):
+    assert main(["transcribe", clip, clip, "--model", model, "--beam-size", "1", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "transcribe" in err and "100%" in err, err

@@ -10,13 +10,20 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import AudioError, ConfigError, SeqSpeechError
-from .fileio import write_atomic
+from .fileio import check_output_dir, check_output_path, read_text_file, write_atomic
 from .formats import FORMATS, render
 
 
+WHISPER_BEAM_SIZE = 5  # `transcribe` decodes Whisper with beam 5 by default, as faster-whisper's CLI does
+WHISPER_BEST_OF = 5  # samples per fallback temperature (openai-whisper's and faster-whisper's default)
+
+
 def _temperatures(start: float, increment: float | None) -> tuple[float, ...]:
+    """openai-whisper's ladder: start, start + increment, ... up to 1.0 (increment 0 or None: start alone)."""
     if not increment:
         return (start,)
+    if not 0 < increment <= 1:
+        raise ConfigError(f"--temperature-increment-on-fallback must be in (0, 1] (or 0: no fallback), got {increment}")
     temps, t = [], start
     while t <= 1.0 + 1e-6:
         temps.append(round(t, 4))
@@ -24,56 +31,35 @@ def _temperatures(start: float, increment: float | None) -> tuple[float, ...]:
     return tuple(temps) or (start,)
 
 
+# flags that only some model families take: giving one to another family is an error, not silently ignored
+WHISPER_ONLY = ("compute_type", "best_of", "patience", "language", "task", "temperature",
+                "temperature_increment_on_fallback", "initial_prompt", "condition_on_previous_text",
+                "without_timestamps", "vad", "short_window", "padding")
+FLAG_FAMILIES = {
+    **{flag: ("whisper",) for flag in WHISPER_ONLY},
+    "length_penalty": ("whisper", "las", "aed"),
+    "lm": ("ctc", "las", "aed"), "use_lm": ("ctc", "las", "aed"), "lm_weight": ("ctc", "las", "aed"),
+    "word_bonus": ("ctc",),
+    "ctc_weight": ("las", "aed"), "eos_threshold": ("las", "aed"), "coverage_weight": ("las", "aed"),
+}
+FAMILY_LABELS = {"whisper": "Whisper", "ctc": "CTC", "las": "LAS", "aed": "AED"}
+
+
 def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "transcribe",
-        help="speech to text with a Whisper-style model",
-        description="Transcribe audio files ('-' reads stdin).",
+        help="speech to text (Whisper, or our CTC, AED and LAS models)",
+        description="Transcribe audio files ('-' reads stdin). Defaults: Whisper decodes with beam 5 and falls back "
+        "to sampling (best of 5) at temperatures 0.2 ... 1.0 when a window's output is too repetitive or unsure; "
+        "our models use the decoding options stored with them (beam search, LM beside the model).",
     )
     p.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3; m4a/mp4/webm via ffmpeg) or -")
     p.add_argument("--model", default="whisper-tiny.en", help="zoo name, local path or hub id")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--compute-type", default=None,
-                   choices=["float32", "int8", "int8_all", "float16", "bfloat16"],
-                   help="CPU default int8 (int8 decoder, float32 encoder); float32: the references' exact transcripts; "
-                        "int8_all: encoder too (faster, less accurate)")
-    p.add_argument("--beam-size", type=int, default=5)
-    p.add_argument("--best-of", type=int, default=5)
-    p.add_argument("--patience", type=float, default=None)
-    p.add_argument("--length-penalty", type=float, default=None)
-    p.add_argument("--language", default=None, help="language code; default: detect (multilingual models)")
-    p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument(
-        "--temperature-increment-on-fallback",
-        type=float,
-        default=0.2,
-        help="fallback ladder step; 0 disables fallback",
-    )
-    p.add_argument("--initial-prompt", default=None)
-    p.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false")
-    p.add_argument("--without-timestamps", action="store_true")
-    p.add_argument(
-        "--vad",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="drop silence with Silero VAD before decoding",
-    )
-    p.add_argument("--batch-size", type=int, default=4, help="windows decoded together")
-    p.add_argument("--short-window", type=float, default=None, metavar="SECONDS",
-                   help="encode windows holding less than 30 s of audio over max(audio, SECONDS) instead of 30 s "
-                        "(faster on short clips; 10 is a measured safe value for tiny.en; default: always 30 s)")
-    p.add_argument("--padding", default="zeros", choices=["zeros", "audio"],
-                   help="fill short windows with log-mel zeros (openai-whisper, faster-whisper) or with silence")
-    ctc = p.add_argument_group("CTC models (e.g. --model ctc-conformer-synth-en)")
-    ctc.add_argument("--lm", default=None, help="ARPA n-gram LM for beam search (default: lm.arpa beside the model)")
-    ctc.add_argument("--no-lm", dest="use_lm", action="store_false", help="beam search without the LM")
-    ctc.add_argument("--lm-weight", type=float, default=None)
-    ctc.add_argument("--word-bonus", type=float, default=None)
-    att = p.add_argument_group("attention models (LAS, AED; e.g. --model aed-conformer-synth-en)")
-    att.add_argument("--ctc-weight", type=float, default=None, help="joint CTC/attention weight (AED)")
-    att.add_argument("--eos-threshold", type=float, default=None, help="allow the end token only above this")
-    att.add_argument("--coverage-weight", type=float, default=None, help="bonus per attended frame")
+    p.add_argument("--beam-size", type=int, default=None,
+                   help=f"beams (1: greedy); default: {WHISPER_BEAM_SIZE} for Whisper, the model's own for ours")
+    p.add_argument("--batch-size", type=int, default=None, help="windows decoded together (default: 4 for Whisper, "
+                   "8 for our models)")
     p.add_argument("--format", default="txt", choices=FORMATS)
     p.add_argument(
         "--output-dir",
@@ -85,42 +71,91 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="progress bar on stderr (default: when stderr is a terminal and audio is long)",
+        help="progress bar on stderr (default: when stderr is a terminal and the work takes more than 2 s)",
     )
+    w = p.add_argument_group("Whisper models (the default whisper-tiny.en, or any Whisper checkpoint)")
+    w.add_argument("--compute-type", default=None,
+                   choices=["float32", "int8", "int8_all", "float16", "bfloat16"],
+                   help="CPU default int8 (int8 decoder, float32 encoder); float32: the references' exact transcripts; "
+                        "int8_all: encoder too (faster, less accurate)")
+    w.add_argument("--best-of", type=int, default=None,
+                   help=f"samples per fallback temperature (default {WHISPER_BEST_OF})")
+    w.add_argument("--patience", type=float, default=None, help="beam search patience (default 1)")
+    w.add_argument("--length-penalty", type=float, default=None,
+                   help="rank hypotheses by ((5 + length) / 6) ** alpha instead of the mean log-prob (also LAS/AED)")
+    w.add_argument("--language", default=None, help="language code or name; default: detect (multilingual models)")
+    w.add_argument("--task", default=None, choices=["transcribe", "translate"], help="default: transcribe")
+    w.add_argument("--temperature", type=float, default=None, help="first temperature (default 0)")
+    w.add_argument("--temperature-increment-on-fallback", type=float, default=None,
+                   help="fallback ladder step (default 0.2); 0 disables fallback")
+    w.add_argument("--initial-prompt", default=None)
+    w.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_const",
+                   const=False, default=None)
+    w.add_argument("--without-timestamps", action="store_const", const=True, default=None)
+    w.add_argument("--vad", action=argparse.BooleanOptionalAction, default=None,
+                   help="drop silence with Silero VAD before decoding (default: off)")
+    w.add_argument("--short-window", type=float, default=None, metavar="SECONDS",
+                   help="encode windows holding less than 30 s of audio over max(audio, SECONDS) instead of 30 s "
+                        "(faster on short clips; 10 is a measured safe value for tiny.en; default: always 30 s)")
+    w.add_argument("--padding", default=None, choices=["zeros", "audio"],
+                   help="fill short windows with log-mel zeros (default, as openai-whisper and faster-whisper) or "
+                        "with silence")
+    ctc = p.add_argument_group("CTC models (e.g. --model ctc-conformer-synth-en)")
+    ctc.add_argument("--lm", default=None, help="ARPA n-gram LM for beam search (default: lm.arpa beside the model)")
+    ctc.add_argument("--no-lm", dest="use_lm", action="store_const", const=False, default=None,
+                     help="beam search without the LM")
+    ctc.add_argument("--lm-weight", type=float, default=None)
+    ctc.add_argument("--word-bonus", type=float, default=None)
+    att = p.add_argument_group("attention models (LAS, AED; e.g. --model aed-conformer-synth-en)")
+    att.add_argument("--ctc-weight", type=float, default=None, help="joint CTC/attention weight (AED)")
+    att.add_argument("--eos-threshold", type=float, default=None, help="allow the end token only above this")
+    att.add_argument("--coverage-weight", type=float, default=None, help="bonus per attended frame")
     p.set_defaults(func=_cmd_transcribe)
+
+
+def _check_flags(args: argparse.Namespace, family: str) -> None:
+    """A flag meant for another model family is an error naming the flag and the model."""
+    for dest, families in FLAG_FAMILIES.items():
+        if getattr(args, dest) is not None and family not in families:
+            flag = "--no-lm" if dest == "use_lm" else "--no-condition-on-previous-text" \
+                if dest == "condition_on_previous_text" else "--" + dest.replace("_", "-")
+            takers = ", ".join(FAMILY_LABELS[f] for f in families)
+            raise ConfigError(f"{flag} is for {takers} models, not {args.model} ({FAMILY_LABELS[family]})")
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     from . import load_model
 
-    if _family(args.model) == "ctc":
+    family = _family(args.model)
+    _check_flags(args, family)
+    if args.output_dir is not None:
+        check_output_dir(args.output_dir)
+    if args.beam_size is not None and args.beam_size < 1:
+        raise ConfigError(f"--beam-size must be >= 1, got {args.beam_size}")
+    if family in ("ctc", "las", "aed"):
         asr = load_model(args.model, device=args.device, lm=args.lm or True)
-        options = dict(beam_size=args.beam_size, use_lm=args.use_lm, lm_weight=args.lm_weight,
-                       word_bonus=args.word_bonus)
-        return _run_transcribe(args, asr, {k: v for k, v in options.items() if v is not None})
-    if _family(args.model) in ("las", "aed"):
-        asr = load_model(args.model, device=args.device, lm=args.lm or True)
-        options = dict(beam_size=args.beam_size, use_lm=args.use_lm, lm_weight=args.lm_weight,
-                       ctc_weight=args.ctc_weight, eos_threshold=args.eos_threshold,
-                       coverage_weight=args.coverage_weight, length_penalty=args.length_penalty)
-        return _run_transcribe(args, asr, {k: v for k, v in options.items() if v is not None})
+        names = ("beam_size", "use_lm", "lm_weight", "word_bonus", "batch_size") if family == "ctc" else (
+            "beam_size", "use_lm", "lm_weight", "ctc_weight", "eos_threshold", "coverage_weight", "length_penalty",
+            "batch_size")
+        return _run_transcribe(args, asr, _given(args, *names))
     asr = load_model(args.model, device=args.device, compute_type=args.compute_type)
+    beam_size = WHISPER_BEAM_SIZE if args.beam_size is None else args.beam_size
+    temperature = 0.0 if args.temperature is None else args.temperature
+    increment = 0.2 if args.temperature_increment_on_fallback is None else args.temperature_increment_on_fallback
     options = dict(
-        beam_size=args.beam_size if args.beam_size > 1 else None,
-        best_of=args.best_of,
-        patience=args.patience,
-        length_penalty=args.length_penalty,
-        language=args.language,
-        task=args.task,
-        temperature=_temperatures(args.temperature, args.temperature_increment_on_fallback),
-        initial_prompt=args.initial_prompt,
-        condition_on_previous_text=args.condition_on_previous_text,
-        without_timestamps=args.without_timestamps,
-        vad=args.vad,
-        batch_size=args.batch_size,
-        short_window_s=args.short_window,
-        padding=args.padding,
+        beam_size=beam_size if beam_size > 1 else None,
+        best_of=WHISPER_BEST_OF if args.best_of is None else args.best_of,
+        temperature=_temperatures(temperature, increment),
+        task=args.task or "transcribe",
+        **_given(args, "patience", "length_penalty", "language", "initial_prompt", "condition_on_previous_text",
+                 "without_timestamps", "vad", "batch_size", "padding"),
     )
+    if args.short_window is not None:
+        options["short_window_s"] = args.short_window
     return _run_transcribe(args, asr, options)
 
 
@@ -136,31 +171,25 @@ def _family(model: str) -> str:
 
 
 def _run_transcribe(args: argparse.Namespace, asr, options: dict) -> int:
-    from .asr.transcribe import AudioStream
     from .asr.whisper_asr import open_audio
 
     failures = 0
     names, sources = [], []
-    for f in args.files:  # check every input first: a bad one is reported, the others are still transcribed
+    for f in args.files:  # check every input's header first: a bad one is reported, the others still transcribed
         try:
             sources.append(open_audio(f))
             names.append(f)
         except SeqSpeechError as e:
-            print(f"seqspeech: error: {e}", file=sys.stderr)
+            print(f"seqspeech: error: {_one_line(e)}", file=sys.stderr)
             failures += 1
-    try:
-        results = asr.transcribe_batch(sources, progress=args.progress, **options) if sources else []
-    except AudioError as e:  # a file broke mid-stream: go one by one so that the others still come out
-        print(f"seqspeech: error: {e}; retrying the inputs one at a time", file=sys.stderr)
-        results = []
-        for name, source in zip(names, sources):
-            try:
-                results.append(asr.transcribe(name if isinstance(source, AudioStream) else source, **options))
-            except AudioError as e1:
-                print(f"seqspeech: error: {e1}", file=sys.stderr)
-                results.append(None)
-                failures += 1
+    results = asr.transcribe_batch(sources, progress=args.progress, errors="return", **options) if sources else []
+    for i, result in enumerate(results):  # a file that broke while it was decoded (NaN samples, a corrupt block)
+        if isinstance(result, AudioError):
+            print(f"seqspeech: error: {_one_line(result)}", file=sys.stderr)
+            results[i] = None
+            failures += 1
     transcripts = [(n, t) for n, t in zip(names, results) if t is not None]
+    output_names = _output_names(names, args.format)
     jsonl_lines = []
     for name, t in transcripts:
         text = render(args.format, name, t)
@@ -170,11 +199,27 @@ def _run_transcribe(args: argparse.Namespace, asr, options: dict) -> int:
         elif args.format == "jsonl":
             jsonl_lines.append(text)
         else:
-            stem = "stdin" if name == "-" else Path(name).stem
-            write_atomic(args.output_dir / f"{stem}.{args.format}", text)
+            write_atomic(args.output_dir / output_names[name], text)
     if jsonl_lines:
         write_atomic(args.output_dir / "transcripts.jsonl", "".join(jsonl_lines))
     return 1 if failures else 0
+
+
+def _output_names(inputs: list[str], fmt: str) -> dict[str, str]:
+    """File names for --output-dir: <stem>.<fmt>, or <name>.<fmt> when two inputs share a stem (talk.wav and
+    talk.mp3), with a number added if even those clash (two folders' talk.wav), so no transcript overwrites another."""
+    stems = ["stdin" if n == "-" else Path(n).stem for n in inputs]
+    names = [Path(n).name if stems.count(stem) > 1 else stem for n, stem in zip(inputs, stems)]
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for n, name in zip(inputs, names):
+        candidate, k = f"{name}.{fmt}", 1
+        while candidate in taken:
+            k += 1
+            candidate = f"{name}-{k}.{fmt}"
+        taken.add(candidate)
+        out[n] = candidate
+    return out
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -210,6 +255,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    for path in (args.output, args.hypotheses_out):
+        if path is not None:
+            check_output_path(path)
     if len(args.inputs) == 1:
         from .metrics.evaluate import evaluate_jsonl
 
@@ -232,10 +280,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if "beam_lm" in modes and asr.lm() is None:
             print(f"seqspeech: {model} has no LM: skipping mode beam_lm", file=sys.stderr)
             modes = tuple(m for m in modes if m != "beam_lm")
-        progress = sys.stderr.isatty() if args.progress is None else args.progress
         result = evaluate_manifest(asr, manifest, modes=modes, beam_size=args.beam_size,
                                    max_utterances=args.max_utterances, hypotheses_out=args.hypotheses_out,
-                                   progress=progress)
+                                   progress=args.progress)
     else:
         raise ConfigError("evaluate takes MODEL MANIFEST or one HYPOTHESES file")
     text = json.dumps(result, indent=2)
@@ -280,7 +327,7 @@ def _cmd_align(args: argparse.Namespace) -> int:
 
     if _family(args.model) != "ctc":
         raise ConfigError(f"{args.model}: alignment needs a CTC model")
-    text = args.text_file.read_text(encoding="utf-8") if args.text_file else args.text
+    text = read_text_file(args.text_file, what="transcript file") if args.text_file else args.text
     asr = load_model(args.model, device=args.device, lm=False)
     spans = asr.word_timestamps(args.audio, text)
     for s in spans:
@@ -307,6 +354,7 @@ def _cmd_plot_attention(args: argparse.Namespace) -> int:
 
     if _family(args.model) not in ("las", "aed"):
         raise ConfigError(f"{args.model}: plot-attention needs an attention model (LAS or AED)")
+    check_output_path(args.output)
     asr = load_model(args.model, device=args.device, lm=False)
     options = {} if args.text is not None else {"beam_size": 1}
     alignment = asr.alignment(args.audio, args.text, **options)
@@ -336,13 +384,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings reach a CLI user as one line each, without the source line of the code that warned."""
+    print(f"seqspeech: warning: {_one_line(message)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Errors are one line on stderr (exit 2); a traceback only with SEQSPEECH_DEBUG=1."""
+    import os
+    import warnings
+
     args = build_parser().parse_args(argv)
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
     except SeqSpeechError as e:
-        print(f"seqspeech: error: {e}", file=sys.stderr)
+        print(f"seqspeech: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:  # a path we could not write or read (permissions, full disk): the message names it
+        print(f"seqspeech: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seqspeech: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line for the user, the traceback on request
+        if os.environ.get("SEQSPEECH_DEBUG"):
+            raise
+        print(f"seqspeech: error: unexpected {type(e).__name__}: {_one_line(e)} (this is a bug in seqspeech; "
+              "SEQSPEECH_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 3
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":

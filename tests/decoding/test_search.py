@@ -307,3 +307,15 @@ def test_nbest_sorts_dedupes_and_uses_rankers():
     assert nbest([], 3) == []
     with pytest.raises(ValueError, match="n must"):
         nbest(cands, 0)
+
+
+def test_sampling_draws_from_the_softmax_and_never_a_forbidden_token():
+    """The inverse-CDF sampler has multinomial's distribution (within sampling error) and never draws a token
+    of probability 0, also at the ends of the vocabulary."""
+    from seqspeech.decoding.search import _sample
+
+    probs = torch.tensor([[0.0, 0.1, 0.0, 0.6, 0.3, 0.0]]).repeat(100_000, 1)
+    draws = _sample(probs, torch.Generator().manual_seed(0))
+    counts = torch.bincount(draws, minlength=6).double() / len(draws)
+    assert counts[[0, 2, 5]].sum() == 0
+    assert torch.allclose(counts, probs[0].double(), atol=0.005), counts

@@ -23,11 +23,11 @@ from ..audio.constants import SAMPLE_RATE
 from ..audio.features import KALDI_FRAME_SHIFT_MS
 from ..data.dataset import build_frontend
 from ..decoding.attention import AttentionDecodeOptions, attention_decode
-from ..errors import ModelLoadError
+from ..errors import DataError, ModelLoadError
 from ..metrics.attention import AlignmentMetrics, alignment_metrics
 from .package import ModelPackage, load_package
 from .transcribe import Segment
-from .windowed import AudioInput, WindowedASR, lm_beside, load_wave
+from .windowed import AudioInput, WindowedASR, lm_beside, load_wave_to_align
 
 ATTENTION_FAMILIES = ("las", "aed")
 OPTION_NAMES = frozenset(AttentionDecodeOptions.__dataclass_fields__)
@@ -165,7 +165,9 @@ class AttentionASR(WindowedASR):
 
     def alignment(self, audio: AudioInput, text: str | None = None, **options: Any) -> Alignment:
         """The attention of ``text`` (default: the model's own transcript) over ``audio``, with its metrics."""
-        wave = load_wave(audio)
+        if text is not None and not text.strip():
+            raise DataError("the transcript to align is empty: give the words spoken, or none for the model's own")
+        wave = load_wave_to_align(audio)
         feats, lens = self.features([wave])
         if text is None:
             memory, memory_lens = self.encode([wave])

@@ -25,7 +25,7 @@ from .ctc import CTCConfig, CTCModel
 from .package import ModelPackage, load_package, model_family, save_package
 from .package import package_metadata as _package_metadata
 from .transcribe import Segment
-from .windowed import AudioInput, WindowedASR, lm_beside, load_wave
+from .windowed import AudioInput, WindowedASR, input_name, lm_beside, load_wave_to_align
 
 WINDOW_S = 20.0  # long audio is decoded in windows of this many seconds
 
@@ -205,11 +205,16 @@ class CTCASR(WindowedASR):
 
     def word_timestamps(self, audio: AudioInput, text: str | None = None) -> list[Any]:
         """Forced-align ``text`` (default: the model's own transcript) to ``audio``: word spans in seconds."""
-        wave = load_wave(audio)
+        if text is not None and not text.strip():
+            raise DataError("the transcript to align is empty: give the words spoken, or none for the model's own")
+        wave = load_wave_to_align(audio)
         log_probs, lens = self.log_probs([wave])
         lp = log_probs[0, : lens[0]].cpu()
         tokens = self.decode(log_probs, lens)[0] if text is None else self.tokenizer.encode(text)
         if not tokens:
             return []
-        labels, _ = ctc_forced_align(lp, torch.tensor(tokens))
-        return word_spans(token_spans(labels, tokens), self.word_map, self.frame_seconds)
+        try:
+            labels, _ = ctc_forced_align(lp, torch.tensor(tokens))
+        except DataError as e:
+            raise DataError(f"{input_name(audio)}: the transcript is longer than this audio can hold ({e})") from None
+        return word_spans(token_spans(labels, tokens, log_probs=lp), self.word_map, self.frame_seconds)

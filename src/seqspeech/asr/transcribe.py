@@ -8,7 +8,6 @@ drops silence first and maps timestamps back to the original audio.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -18,7 +17,8 @@ import torch
 from ..audio.constants import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE
 from ..audio.features import SILENCE_LOG10, STFT_CONTEXT, normalize_log_mel
 from ..decoding.options import DecodingOptions, DecodingResult
-from ..errors import ConfigError
+from ..errors import AudioError, ConfigError
+from ..progress import progress_bar
 from .whisper_decoding import decode, detect_language
 
 if TYPE_CHECKING:
@@ -59,8 +59,8 @@ class TranscribeOptions:
     def __post_init__(self) -> None:
         if not self.temperatures:
             raise ConfigError("temperatures must hold at least one value")
-        if any(t < 0 for t in self.temperatures):
-            raise ConfigError(f"temperatures must be >= 0, got {self.temperatures}")
+        if not all(0 <= t < float("inf") for t in self.temperatures):
+            raise ConfigError(f"temperatures must be finite and >= 0, got {self.temperatures}")
         if self.padding not in PADDING_MODES:
             raise ConfigError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
         if self.short_window_s is not None and not 0 < self.short_window_s <= N_SAMPLES / SAMPLE_RATE:
@@ -94,6 +94,28 @@ class Transcript:
         if out["language_probs"] is None:
             out.pop("language_probs")
         return out
+
+
+ERROR_MODES = ("raise", "return")
+
+
+def load_inputs(audios: Sequence[Any], load: Callable[[Any], Any], errors: str,
+                placeholder: Callable[[], Any]) -> tuple[list[Any], dict[int, AudioError]]:
+    """``load`` every input. With ``errors="return"`` an input whose loading raises AudioError is recorded (and a
+    ``placeholder()`` stands in its place) instead of stopping the batch; ``"raise"`` lets the error through.
+    Returns (loaded, {index: error})."""
+    if errors not in ERROR_MODES:
+        raise ConfigError(f"errors must be one of {ERROR_MODES}, got {errors!r}")
+    loaded, failed = [], {}
+    for index, audio in enumerate(audios):
+        try:
+            loaded.append(load(audio))
+        except AudioError as e:
+            if errors == "raise":
+                raise
+            failed[index] = e
+            loaded.append(placeholder())
+    return loaded, failed
 
 
 class AudioStream:
@@ -186,20 +208,41 @@ class _FileState:
         return self.audio.read_with_context(start, N_SAMPLES), content
 
 
-def _needs_fallback(r: DecodingResult, o: TranscribeOptions) -> bool:
-    bad = False
-    if o.compression_ratio_threshold is not None and r.compression_ratio > o.compression_ratio_threshold:
-        bad = True
-    if o.logprob_threshold is not None and r.avg_logprob < o.logprob_threshold:
-        bad = True
-    if (
-        o.no_speech_threshold is not None
-        and r.no_speech_prob > o.no_speech_threshold
-        and o.logprob_threshold is not None
-        and r.avg_logprob < o.logprob_threshold
-    ):
-        bad = False  # silence: a hotter retry would only hallucinate
-    return bad
+def _too_repetitive(r: DecodingResult, o: TranscribeOptions) -> bool:
+    return o.compression_ratio_threshold is not None and r.compression_ratio > o.compression_ratio_threshold
+
+
+def _silent(attempts: list[DecodingResult], o: TranscribeOptions) -> bool:
+    """The window is silence: the model says so (no-speech probability above the threshold) and no attempt so far
+    was sure of its text. openai-whisper and faster-whisper ask only the latest attempt, so a hot sample, improbable
+    by construction, turns a window of real speech into "silence" after its temperature-0 reading was rejected as
+    too repetitive (one sentence said over and over); asking every attempt keeps that reading in play."""
+    return (o.no_speech_threshold is not None and o.logprob_threshold is not None
+            and attempts[-1].no_speech_prob > o.no_speech_threshold and all(_unsure(r, o) for r in attempts))
+
+
+def _unsure(r: DecodingResult, o: TranscribeOptions) -> bool:
+    return o.logprob_threshold is not None and r.avg_logprob < o.logprob_threshold
+
+
+def _best_attempt(attempts: list[DecodingResult], o: TranscribeOptions) -> DecodingResult:
+    """When every temperature failed, which attempt to keep. If the model was sure of some (average log-prob above
+    the threshold: they failed only as too repetitive), the coolest of them: the beam search's reading, not a hot
+    sample that loops on a fragment with confident tokens. Otherwise faster-whisper's choice: the most probable of
+    those not too repetitive (of all when none is).
+
+    openai-whisper keeps the hottest sample and faster-whisper ranks every attempt by log-prob; on speech that
+    really repeats (one sentence said over and over) that kept a temperature-1.0 sample the model itself finds
+    improbable ("The merge Canus Lead on the smooth plank") or a hot loop ("The most smooth planks" x 20), while the
+    beam search at temperature 0 had read it right (measured in bench/asr_whisper_repeated.py). The kept attempt
+    carries the last temperature tried, so the prompt is reset after it as after any hot attempt (as faster-whisper
+    does)."""
+    sure = [r for r in attempts if not _unsure(r, o)]
+    if sure:
+        best = min(sure, key=lambda r: (_too_repetitive(r, o), r.temperature))
+    else:
+        best = max([r for r in attempts if not _too_repetitive(r, o)] or attempts, key=lambda r: r.avg_logprob)
+    return replace(best, temperature=attempts[-1].temperature)
 
 
 def _options_at(base: DecodingOptions, temperature: float) -> DecodingOptions:
@@ -220,6 +263,7 @@ def decode_with_fallback(
 
     Rows with identical options (same prompt, language, task) decode as one batch.
     """
+    attempts: list[list[DecodingResult]] = [[] for _ in options]
     results: list[DecodingResult | None] = [None] * len(options)
     pending = list(range(len(options)))
     for t in topts.temperatures:
@@ -229,13 +273,15 @@ def decode_with_fallback(
         retry = []
         for opts, rows in groups.items():
             for i, r in zip(rows, decode(model, tokenizer, features[rows], opts, generator=generator)):
-                results[i] = r
-                if _needs_fallback(r, topts):
+                attempts[i].append(r)
+                if _silent(attempts[i], topts) or not (_too_repetitive(r, topts) or _unsure(r, topts)):
+                    results[i] = r  # good enough, or silence (a hotter retry would only hallucinate)
+                else:
                     retry.append(i)
         pending = sorted(retry)
         if not pending:
             break
-    return [r for r in results if r is not None]
+    return [r if r is not None else _best_attempt(a, topts) for r, a in zip(results, attempts)]
 
 
 def _segments_from_tokens(
@@ -304,16 +350,16 @@ def transcribe_audio(
     frontend: Any,
     vad: Any = None,
     progress: bool | None = None,
+    errors: str = "raise",
 ) -> list[Transcript]:
     """Transcribe 16 kHz mono float32 arrays or AudioStreams (long files decoded window by window).
 
     `frontend` is a `WhisperLogMel` (its `log10_frames`): each window's log-mel has exactly the values of
     openai-whisper's whole-file log-mel there, without holding the file.
 
-    `vad` is a SileroVAD (required when options.vad is set).
+    `vad` is a SileroVAD (required when options.vad is set). `errors="return"` puts an input's AudioError in its
+    place in the result instead of raising it.
     """
-    from tqdm import tqdm
-
     input_stride = N_FRAMES // model.dims.n_audio_ctx  # mel frames per audio position (2)
     time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # seconds per timestamp step (0.02)
     prompt_tokens = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
@@ -326,8 +372,7 @@ def transcribe_audio(
     if feature_dtype not in (torch.float16, torch.bfloat16):
         feature_dtype = torch.float32
 
-    states: list[_FileState] = []
-    for audio in audios:
+    def start(audio: "np.ndarray | AudioStream") -> _FileState:
         stream = audio if isinstance(audio, AudioStream) else AudioStream.from_array(audio)
         time_map, duration = None, None
         if options.vad:
@@ -342,11 +387,14 @@ def transcribe_audio(
             chunks = collect_chunks(whole, stamps)
             stream, time_map, duration = AudioStream.from_array(chunks.audio), chunks.to_original_time, \
                 len(whole) / SAMPLE_RATE
-        states.append(_FileState(stream, prompt_tokens, time_map, duration, log_mel_peak(stream, frontend, device)))
+        return _FileState(stream, prompt_tokens, time_map, duration, log_mel_peak(stream, frontend, device))
+
+    # the peak pre-pass decodes every input once, so an unreadable one (NaN samples, a corrupt block) shows here
+    states, failed = load_inputs(audios, start, errors, lambda: _FileState(
+        AudioStream.from_array(np.zeros(0, np.float32)), prompt_tokens, None, 0.0, SILENCE_LOG10))
 
     total_seconds = sum(s.audio.duration or 0.0 for s in states)
-    show = progress if progress is not None else (sys.stderr.isatty() and total_seconds > 60)
-    bar = tqdm(total=round(total_seconds, 1), unit="s", desc="transcribe", disable=not show, file=sys.stderr)
+    bar = progress_bar(round(total_seconds, 1), desc="transcribe", unit="s", enabled=progress)
 
     for group_start in range(0, len(states), options.batch_size):
         group = states[group_start : group_start + options.batch_size]
@@ -414,8 +462,11 @@ def transcribe_audio(
                 bar.update(round((s.seek - before) * HOP_LENGTH / SAMPLE_RATE, 2))
     bar.close()
 
-    out = []
-    for s in states:
+    out: list = []
+    for index, s in enumerate(states):
+        if index in failed:
+            out.append(failed[index])
+            continue
         if s.time_map is not None:
             for seg in s.segments:
                 seg.start = round(s.time_map(seg.start), 3)

@@ -15,7 +15,7 @@ from ..audio.io import STDIN_NAME, audio_info, iter_audio_windows, load_audio
 from ..decoding.options import DecodingOptions
 from ..errors import ConfigError
 from ..text.tokenizers.whisper import WhisperTokenizer
-from .transcribe import AudioStream, TranscribeOptions, Transcript, transcribe_audio
+from .transcribe import AudioStream, TranscribeOptions, Transcript, load_inputs, transcribe_audio
 from .whisper import Whisper, quantize_dynamic_int8
 from .whisper_loaders import load_whisper
 
@@ -134,12 +134,19 @@ class WhisperASR:
         return self.transcribe_batch([audio], **options)[0]
 
     def transcribe_batch(
-        self, audios: Sequence[AudioInput], *, progress: bool | None = None, **options: Any
+        self, audios: Sequence[AudioInput], *, progress: bool | None = None, errors: str = "raise", **options: Any
     ) -> list[Transcript]:
-        """Transcribe many inputs; short ones share decoder batches (`batch_size`, default 4)."""
+        """Transcribe many inputs; short ones share decoder batches (`batch_size`, default 4).
+
+        ``errors="return"`` puts an input's :class:`AudioError` in its place in the result instead of raising it,
+        so one unreadable file does not cost the others (the CLI's way)."""
         topts = split_options(**options)
-        sources = [open_audio(a) for a in audios]
-        return transcribe_audio(
+        try:  # the language and task this model can do, checked before any audio is read
+            self.tokenizer.sot_sequence(language=topts.decoding.language, task=topts.decoding.task)
+        except ConfigError as e:
+            raise ConfigError(f"{self.name}: {e}") from None
+        sources, failed = load_inputs(audios, open_audio, errors, lambda: np.zeros(0, np.float32))
+        results = transcribe_audio(
             self.model,
             self.tokenizer,
             sources,
@@ -147,4 +154,6 @@ class WhisperASR:
             frontend=self.frontend,
             vad=self.vad if topts.vad else None,
             progress=progress,
+            errors=errors,
         )
+        return [failed.get(i, r) for i, r in enumerate(results)]

@@ -162,7 +162,7 @@ def decode(
         return [r for r in results if r is not None]
 
     language = languages[0]
-    prompt = initial_tokens(tokenizer, options, language if tokenizer.is_multilingual else None, n_text_ctx)
+    prompt = initial_tokens(tokenizer, options, language, n_text_ctx)  # an English-only model refuses others
     sample_begin = len(prompt)
     sot_index = prompt.index(tokenizer.sot)
     max_new = min(options.sample_len or n_text_ctx // 2, n_text_ctx - sample_begin)

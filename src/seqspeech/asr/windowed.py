@@ -17,11 +17,13 @@ import torch
 
 from ..audio.constants import SAMPLE_RATE
 from ..audio.io import load_audio
-from ..errors import ConfigError, ModelLoadError
-from .transcribe import AudioStream, Segment, Transcript
+from ..errors import AudioError, ConfigError, ModelLoadError
+from ..progress import progress_bar
+from .transcribe import AudioStream, Segment, Transcript, load_inputs
 
 AudioInput = str | Path | bytes | np.ndarray | torch.Tensor | AudioStream
-MIN_WINDOW_SAMPLES = 400  # one 25 ms analysis frame
+MIN_SPEECH_SAMPLES = SAMPLE_RATE // 10  # 0.1 s: shorter audio holds no word
+SILENT_PEAK = 10 ** (-70 / 20)  # a window whose loudest sample is below -70 dBFS holds no speech
 
 
 def load_wave(audio: AudioInput) -> np.ndarray:
@@ -32,6 +34,20 @@ def load_wave(audio: AudioInput) -> np.ndarray:
         blocks = list(audio.open_blocks())
         return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
     return load_audio(audio, SAMPLE_RATE)
+
+
+def input_name(audio: AudioInput) -> str:
+    """How an error names an input: its path, or what kind of thing it is."""
+    return str(audio) if isinstance(audio, (str, Path)) else f"<{type(audio).__name__} input>"
+
+
+def load_wave_to_align(audio: AudioInput) -> np.ndarray:
+    """load_wave for alignment and attention plots, which need some audio: AudioError below 0.1 s."""
+    wave = load_wave(audio)
+    if len(wave) < MIN_SPEECH_SAMPLES:
+        raise AudioError(f"{input_name(audio)}: {len(wave) / SAMPLE_RATE:.3f} s of audio is too short to align "
+                         f"(at least {MIN_SPEECH_SAMPLES / SAMPLE_RATE:g} s)")
+    return wave
 
 
 LM_FILENAME = "lm.arpa"  # an n-gram LM beside a model's weights
@@ -82,45 +98,49 @@ class WindowedASR:
         return self.transcribe_batch([audio], **options)[0]
 
     def transcribe_batch(
-        self, audios: Sequence[AudioInput], *, batch_size: int = 8, progress: bool | None = None, **options: Any
+        self, audios: Sequence[AudioInput], *, batch_size: int = 8, progress: bool | None = None,
+        errors: str = "raise", **options: Any
     ) -> list[Transcript]:
-        """Many inputs, decoded in batches of windows of similar length."""
+        """Many inputs, decoded in batches of windows of similar length.
+
+        ``errors="return"`` puts an input's :class:`AudioError` in its place in the result instead of raising it,
+        so one unreadable file does not cost the others (the CLI's way)."""
         unknown = set(options) - self.decode_options
         if unknown:
             raise ConfigError(
                 f"unknown option(s) for a {self.family} model: {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(sorted(self.decode_options))}"
             )
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        waves, failed = load_inputs(audios, load_wave, errors, lambda: np.zeros(0, np.float32))
         step = int(self.window_s * SAMPLE_RATE)
-        waves = [load_wave(audio) for audio in audios]
-        windows = [(i, start) for i, w in enumerate(waves) for start in range(0, max(len(w), 1), step)]
+        # a window with less than MIN_SPEECH_SAMPLES of audio (a whole input that short, or a file's last
+        # crumbs) holds no word: it is not decoded (the encoders' subsampling could not even take one)
+        # the same for a window of digital silence (a muted microphone): nothing to hear, and attention decoders
+        # trained on speech would invent words for it
+        windows = [(i, start) for i, w in enumerate(waves) for start in range(0, len(w), step)
+                   if len(w) - start >= MIN_SPEECH_SAMPLES and np.abs(w[start : start + step]).max() >= SILENT_PEAK]
         length = [min(len(waves[i]) - s, step) for i, s in windows]
         order = sorted(range(len(windows)), key=lambda j: -length[j])
         results: dict[int, Segment] = {}
-        bar = _progress(len(windows), progress)
+        bar = progress_bar(len(windows), desc="transcribe", unit="window", enabled=progress)
         for b in range(0, len(order), batch_size):
             chunk = order[b : b + batch_size]
             pieces = [waves[windows[j][0]][windows[j][1] : windows[j][1] + step] for j in chunk]
-            pieces = [np.pad(p, (0, max(0, MIN_WINDOW_SAMPLES - len(p)))) for p in pieces]
             for j, segment in zip(chunk, self.decode_windows(pieces, **options)):
                 offset = windows[j][1] / SAMPLE_RATE
                 results[j] = replace(segment, start=round(segment.start + offset, 3),
                                      end=round(segment.end + offset, 3))
-            if bar is not None:
-                bar.update(len(chunk))
-        if bar is not None:
-            bar.close()
-        out = []
+            bar.update(len(chunk))
+        bar.close()
+        out: list = []
         for i, wave in enumerate(waves):
+            if i in failed:
+                out.append(failed[i])
+                continue
             segments = [results[j] for j, w in enumerate(windows) if w[0] == i and results[j].text]
             out.append(Transcript(text=" ".join(s.text for s in segments), segments=segments, language=None,
                                   duration=len(wave) / SAMPLE_RATE))
         return out
 
-
-def _progress(total: int, enabled: bool | None):
-    if not enabled or total < 2:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="window", desc="transcribe")

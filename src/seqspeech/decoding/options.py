@@ -14,8 +14,10 @@ TASKS = ("transcribe", "translate")
 class DecodingOptions:
     """What to decode and how. One instance describes one pass over a batch of inputs.
 
-    temperature 0 selects greedy (beam_size None/1) or beam search (beam_size > 1); temperature > 0 samples
-    `best_of` independent trajectories and keeps the best ranked one.
+    temperature 0 selects greedy (beam_size None/1) or beam search (beam_size > 1; `best_of` is ignored);
+    temperature > 0 samples `best_of` independent trajectories and keeps the best ranked one (`beam_size` and
+    `patience` are ignored). So one instance carries both, as openai-whisper's and faster-whisper's transcribe take
+    them: beam search for the temperature-0 pass, `best_of` samples for the fallback temperatures.
     """
 
     task: str = "transcribe"
@@ -23,11 +25,9 @@ class DecodingOptions:
 
     temperature: float = 0.0
     sample_len: int | None = None  # max new tokens; None: half the decoder context
-    best_of: int | None = None  # independent samples when temperature > 0
-    beam_size: int | None = None  # beams when temperature == 0
-    patience: float | None = (
-        None  # beam search patience (arXiv:2204.05424): stop after beam_size*patience ends
-    )
+    best_of: int | None = None  # independent samples when temperature > 0 (ignored at temperature 0)
+    beam_size: int | None = None  # beams when temperature == 0 (ignored when sampling)
+    patience: float | None = None  # beam search patience (arXiv:2204.05424): stop after beam_size*patience ends
     length_penalty: float | None = (
         None  # None: rank by average log-prob; alpha: Google NMT's ((5+len)/6)^alpha
     )
@@ -44,23 +44,14 @@ class DecodingOptions:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 <= self.temperature < float("inf"):
+            raise ConfigError(f"temperature must be finite and >= 0, got {self.temperature}")
         if self.beam_size is not None and self.beam_size < 1:
             raise ConfigError(f"beam_size must be >= 1, got {self.beam_size}")
         if self.best_of is not None and self.best_of < 1:
             raise ConfigError(f"best_of must be >= 1, got {self.best_of}")
-        if (
-            self.beam_size is not None
-            and self.beam_size > 1
-            and self.best_of is not None
-            and self.best_of > 1
-        ):
-            raise ConfigError("beam_size and best_of cannot both be set (beam search is deterministic)")
-        if self.temperature > 0 and self.beam_size is not None and self.beam_size > 1:
-            raise ConfigError("beam search needs temperature 0; use best_of to sample at temperature > 0")
-        if self.patience is not None and (self.patience <= 0 or not self.beam_size):
-            raise ConfigError("patience needs beam_size and must be > 0")
+        if self.patience is not None and not 0 < self.patience < float("inf"):
+            raise ConfigError(f"patience must be > 0, got {self.patience}")
         if self.length_penalty is not None and not 0 <= self.length_penalty <= 1:
             raise ConfigError(f"length_penalty must be in [0, 1], got {self.length_penalty}")
         if self.sample_len is not None and self.sample_len < 1:

@@ -220,6 +220,17 @@ def _coverage_counter(step: Step, weight: float, threshold: float) -> Callable[[
 # -- searches ------------------------------------------------------------------------------------------------
 
 
+def _sample(probs: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One token per row drawn from ``probs`` (N, V) by inverting its cumulative sum with one uniform draw: the
+    same distribution as ``torch.multinomial``, 4-5x faster on CPU for Whisper's 51,864 tokens (1.5 vs 6.8 ms a
+    step for 5 rows). u lies in (0, total], so the first index whose cumulative sum reaches it has non-zero
+    probability."""
+    cumulative = probs.double().cumsum(dim=-1)
+    u = (1 - torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64, device=probs.device))
+    index = torch.searchsorted(cumulative, u * cumulative[:, -1:])
+    return index.clamp_max(probs.shape[-1] - 1).squeeze(1)
+
+
 def sample_search(
     step: Step,
     tokens: Tensor,
@@ -253,8 +264,7 @@ def sample_search(
         if temperature == 0:
             next_tokens = logits.argmax(dim=-1)
         else:
-            probs = F.softmax(logits / temperature, dim=-1)
-            next_tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            next_tokens = _sample(F.softmax(logits.float() / temperature, dim=-1), generator)
         current = logprobs.gather(1, next_tokens[:, None]).squeeze(1)
         if count_covered is not None:
             now = count_covered(state).to(covered.device)

@@ -21,6 +21,7 @@ from ..data.manifest import read_manifest
 from ..errors import AudioError, ConfigError
 from ..fileio import write_atomic
 from ..metrics.wer import error_rate
+from ..progress import progress_bar
 
 
 def evaluate_manifest(
@@ -33,7 +34,7 @@ def evaluate_manifest(
     batch_size: int = 16,
     max_utterances: int | None = None,
     hypotheses_out: str | os.PathLike | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """CER/WER of ``asr`` on a manifest for each decoding mode (see ``asr.evaluation_modes``).
 
@@ -56,7 +57,7 @@ def evaluate_manifest(
     skipped: list[str] = []
     alignment_metrics: list[Any] = []
     audio_s = encode_s = 0.0
-    bar = _progress_bar(len(utts), progress)
+    bar = progress_bar(len(utts), desc="evaluate", unit="utt", enabled=progress)
     for b in range(0, len(utts), batch_size):
         chunk, waves = [], []
         for u in utts[b : b + batch_size]:
@@ -67,8 +68,7 @@ def evaluate_manifest(
                 continue
             chunk.append(u)
             waves.append(wave)
-        if bar is not None:
-            bar.update(len(utts[b : b + batch_size]))
+        bar.update(len(utts[b : b + batch_size]))
         if not chunk:
             continue
         t0 = time.perf_counter()
@@ -90,8 +90,7 @@ def evaluate_manifest(
             alignment_metrics.extend(metrics_of(w) for w in weights)
         refs.extend(getattr(u, text_field) for u in chunk)
         ids.extend(u.id for u in chunk)
-    if bar is not None:
-        bar.close()
+    bar.close()
     results: dict[str, Any] = {
         "manifest": str(manifest), "model": asr.name, "utterances": len(refs), "audio_seconds": round(audio_s, 2),
         "skipped": len(skipped), "skipped_examples": skipped[:5],
@@ -126,10 +125,3 @@ def _compact(metrics: dict[str, Any]) -> dict[str, Any]:
 def light_normalize(text: str) -> str:
     return " ".join(text.lower().replace("\u2581", " ").split())
 
-
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="utt", desc="evaluate")

@@ -381,9 +381,11 @@ class WhisperTokenizer:
                 sequence.append(self.transcribe if task == "transcribe" else self.translate)
         else:
             if language is not None and language_code(language) != "en":
-                raise ConfigError(f"this is an English-only tokenizer; cannot use language {language!r}")
+                raise ConfigError(f"English-only model: it cannot take language {language!r} (a multilingual "
+                                  "Whisper model can; leave the language out for English)")
             if task == "translate":
-                raise ConfigError("this is an English-only tokenizer; it cannot translate")
+                raise ConfigError("English-only model: it cannot translate (task 'translate' needs a multilingual "
+                                  "Whisper model)")
         if without_timestamps:
             sequence.append(self.no_timestamps)
         return tuple(sequence)
