@@ -1,0 +1,305 @@
+"""The README is a test: every shell command and Python snippet in its code blocks runs here, as a user types it.
+
+Commands run in order in one workspace (later ones use what earlier ones made: corpus -> training -> evaluation),
+with the small files the README names (`talk.wav`, `meeting.m4a`, `lines.txt`, ...) made in place. Nothing is
+changed in a command except sizes: corpus synthesis gets a handful of sentences and training a few steps through
+`--set` (`SHRINK`). A command that cannot run here is marked in the README by an HTML comment,
+``<!-- untested: `COMMAND` why -->``, and `UNTESTED` below must name exactly those, so no command drops out of the
+test unnoticed. Each command must exit 0 with no traceback, and what it is documented to make is checked
+(`EXPECT`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+VENV = Path(sys.prefix)
+UNTESTED_MARK = re.compile(r"<!--\s*untested:\s*`([^`]+)`\s*(.*?)-->", re.S)
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+# the commands the README marks as not run here (with its reason), no more and no fewer
+UNTESTED = {"make test", "bash recipes/synth_en/run.sh", "bash recipes/synth_slt/run.sh"}
+
+# a few steps instead of 40 minutes: the recipe's own model, data and decoding, only shorter
+TINY_TRAIN = ["--set", "train.max_minutes=null", "--set", "train.max_steps=3", "--set", "train.checkpoint_every=3",
+              "--set", "train.eval_every=3", "--set", "train.snapshot_minutes=[]", "--set", "train.progress=false",
+              "--set", "train.tensorboard=false"]
+SHRINK: dict[str, dict[str, str] | list[str]] = {
+    ".venv/bin/seqspeech corpus synth data/synth_en": {"--sentences": "10", "--dev": "2", "--test": "3"},
+    ".venv/bin/seqspeech corpus synth data/synth_slt": {"--sentences": "10", "--dev": "2", "--test": "2"},
+    ".venv/bin/seqspeech train recipes/": TINY_TRAIN,
+    # a 3-step model never ends a hypothesis: keep its decoding short
+    ".venv/bin/python results/asr_attention_synth.py": ["--max-utterances", "1", "--beam-size", "2", "--long-count",
+                                                        "1", "--stream-utterances", "1"],
+}
+
+
+@dataclass(frozen=True)
+class Snippet:
+    kind: str  # "shell" or "python"
+    text: str  # as the README has it (shell: one command, continuation lines joined)
+    line: int  # where it starts in README.md
+
+    @property
+    def command(self) -> str:
+        """The shell command without its trailing comment."""
+        return strip_comment(self.text)
+
+    def __str__(self) -> str:
+        return f"README.md:{self.line}: {self.command[:70] if self.kind == 'shell' else 'python snippet'}"
+
+
+def strip_comment(line: str) -> str:
+    """``line`` up to an unquoted ``#`` that starts a word (a shell comment)."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip()
+    return line.rstrip()
+
+
+def readme_snippets(text: str) -> list[Snippet]:
+    """Every shell command (one per logical line) and every Python block of the README's fenced code."""
+    out = []
+    for match in FENCE.finditer(text):
+        lang, body = match.group(1), match.group(2)
+        first = text.count("\n", 0, match.start()) + 2
+        if lang == "python":
+            out.append(Snippet("python", body, first))
+        elif lang in ("bash", "sh", "shell"):
+            logical, start = "", first
+            for offset, line in enumerate(body.splitlines()):
+                if not logical:
+                    start = first + offset
+                logical += line
+                if logical.endswith("\\"):
+                    logical = logical[:-1] + " "
+                    continue
+                if strip_comment(logical).strip():
+                    out.append(Snippet("shell", logical.strip(), start))
+                logical = ""
+    return out
+
+
+def untested_marks(text: str) -> dict[str, str]:
+    return {command: " ".join(reason.split()) for command, reason in UNTESTED_MARK.findall(text)}
+
+
+def shrink(command: str) -> str:
+    """The command with tiny sizes (SHRINK): flag values replaced, or overrides appended."""
+    for prefix, change in SHRINK.items():
+        if command.startswith(prefix):
+            words = shlex.split(command)
+            if isinstance(change, dict):
+                for flag, value in change.items():
+                    assert flag in words, f"{command}: no {flag} to shrink"
+                    words[words.index(flag) + 1] = value
+            else:
+                words += change
+            return shlex.join(words)
+    return command
+
+
+SNIPPETS = readme_snippets(README.read_text(encoding="utf-8"))
+MARKS = untested_marks(README.read_text(encoding="utf-8"))
+
+
+def test_untested_commands_are_marked_with_a_reason():
+    commands = [s.command for s in SNIPPETS if s.kind == "shell"]
+    assert set(MARKS) == UNTESTED, "the README's <!-- untested: ... --> marks changed: update UNTESTED"
+    for command, reason in MARKS.items():
+        assert command in commands, f"untested mark for {command!r}, which no code block shows"
+        assert len(reason) > 20, f"untested mark for {command!r} gives no reason"
+    print(f"{len(commands)} shell commands and {sum(s.kind == 'python' for s in SNIPPETS)} Python snippets in the "
+          f"README; {len(MARKS)} marked untested")
+
+
+def test_snippets_are_found():
+    """The parser sees what a reader sees (a guard against a README layout the regexes miss)."""
+    text = README.read_text(encoding="utf-8")
+    assert len(SNIPPETS) >= text.count("\n```bash") + text.count("\n```python")
+    assert any(s.command == ".venv/bin/seqspeech transcribe talk.wav" for s in SNIPPETS)
+    assert strip_comment("seqspeech synthesize 'a # b' -o x.wav  # speak") == "seqspeech synthesize 'a # b' -o x.wav"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the workspace: what a user has next to the README's commands
+
+
+def _write_inputs(work: Path, synth_speech) -> None:
+    speech, rate = sf.read(str(synth_speech("The birch canoe slid on the smooth planks.")), dtype="float32")
+    other, _ = sf.read(str(synth_speech("Glue the sheet to the dark blue background.")), dtype="float32")
+    sf.write(work / "talk.wav", speech, rate)
+    sf.write(work / "clip.wav", other, rate)
+    sf.write(work / "a.wav", speech, rate)
+    sf.write(work / "b.flac", other, rate, format="FLAC")
+    sf.write(work / "b.wav", other, rate)
+    pause = np.zeros(rate, np.float32)
+    sf.write(work / "meeting.wav", np.concatenate([pause, speech, pause * 0, pause, other, pause]), rate)
+    for name, codec in (("c.mp3", "libmp3lame"), ("meeting.m4a", "aac")):
+        source = "talk.wav" if name == "c.mp3" else "meeting.wav"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", source, "-c:a", codec, name], cwd=work,
+                       check=True)
+    (work / "meeting.wav").unlink()
+    (work / "hyps.jsonl").write_text(
+        json.dumps({"path": "a.wav", "text": "the birch canoe slid on the smooth planks"}) + "\n"
+        + json.dumps({"path": "b.flac", "text": "glue the sheet to the dark background"}) + "\n")
+    (work / "refs.jsonl").write_text(
+        json.dumps({"path": "a.wav", "text": "The birch canoe slid on the smooth planks."}) + "\n"
+        + json.dumps({"path": "b.flac", "text": "Glue the sheet to the dark blue background."}) + "\n")
+    (work / "lines.txt").write_text("The first line.\nAnd the second one, on May 3rd.\n")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, synth_speech) -> Path:
+    """A folder laid out as a checkout: the venv, recipes, models, results scripts and the README."""
+    if not (VENV / "bin" / "seqspeech").exists():
+        pytest.skip(f"the tests are not running inside the project's venv ({VENV} has no bin/seqspeech)")
+    for tool in ("espeak-ng", "flite", "ffmpeg"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (make setup installs it)")
+    work = tmp_path_factory.mktemp("readme")
+    (work / ".venv").symlink_to(VENV)
+    (work / "models").symlink_to(ROOT / "models")
+    shutil.copytree(ROOT / "recipes", work / "recipes")
+    shutil.copytree(ROOT / "results", work / "results", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(README, work / "README.md")  # the results scripts rewrite their tables in ROOT/README.md
+    _write_inputs(work, synth_speech)
+    return work
+
+
+# what each command is documented to make, checked after it ran: (stdout, workspace) -> None
+def _lines_of_json(out: str, n: int) -> list[dict]:
+    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert len(records) == n, out
+    return records
+
+
+def _exists(*names: str):
+    def check(out: str, work: Path) -> None:
+        for name in names:
+            assert (work / name).exists(), f"{name} was not written"
+    return check
+
+
+def _transcript(word: str):
+    def check(out: str, work: Path) -> None:
+        assert word in out.lower(), out
+    return check
+
+
+def _evaluated(*modes: str):
+    def check(out: str, work: Path) -> None:
+        result = json.loads(out)
+        assert set(modes) <= set(json.dumps(result).replace('"', " ").split()), out
+    return check
+
+
+def _demo_ran(out: str, work: Path) -> None:
+    """Every shipped model transcribed the clips, then the default voice spoke Whisper's transcript and Whisper
+    read it back (waveforms to words and back again)."""
+    for name in ("whisper-tiny.en", "ctc-conformer-synth-en", "aed-conformer-synth-en"):
+        assert f"with {name}" in out, out
+    assert "word timestamps (CTC forced alignment): the@" in out, out
+    assert "attention of the first clip: diagonality" in out, out
+    spoken = next(line for line in out.splitlines() if "transcript spoken" in line).split(":", 1)[1].strip()
+    back = next(line for line in out.splitlines() if "transcribed back" in line).split(":", 1)[1].strip()
+    assert spoken and back and "watermark present" in out, out
+
+
+def _aligned(words: int):
+    """Word timestamps as JSON lines: in order, with a score in (0, 1] (a 3-step model may spell some characters
+    as <unk>, so the words themselves are not checked)."""
+    def check(out: str, work: Path) -> None:
+        records = _lines_of_json(out, words)
+        assert [r["start"] for r in records] == sorted(r["start"] for r in records), out
+        assert all(r["start"] < r["end"] and 0 < r["score"] <= 1 for r in records), out
+    return check
+
+
+EXPECT = {
+    "make demo": _demo_ran,
+    ".venv/bin/seqspeech transcribe talk.wav": _transcript("smooth"),
+    ".venv/bin/seqspeech transcribe a.wav b.flac c.mp3 --format jsonl": lambda out, work: _lines_of_json(out, 3),
+    ".venv/bin/seqspeech transcribe meeting.m4a --vad --format srt --output-dir subs/": _exists("subs/meeting.srt"),
+    "cat clip.wav | .venv/bin/seqspeech transcribe - --beam-size 1": _transcript("background"),
+    ".venv/bin/seqspeech evaluate hyps.jsonl --references refs.jsonl":
+        lambda out, work: json.loads(out)["wer"] == pytest.approx(1 / 16) or pytest.fail(out),  # "blue" left out
+    ".venv/bin/seqspeech transcribe talk.wav --model ctc-conformer-synth-en": _transcript("smooth"),
+    ".venv/bin/seqspeech transcribe talk.wav --model aed-conformer-synth-en": _transcript("smooth"),
+    ".venv/bin/seqspeech plot-attention aed-conformer-synth-en talk.wav -o att.png": _exists("att.png"),
+    ".venv/bin/seqspeech corpus synth data/synth_en": _exists("data/synth_en/train.jsonl", "data/synth_en/test.jsonl"),
+    ".venv/bin/seqspeech train recipes/synth_en/asr_ctc.yaml": _exists("runs/synth_en-asr_ctc/model.safetensors"),
+    ".venv/bin/seqspeech evaluate runs/synth_en-asr_ctc": _evaluated("greedy", "beam", "beam_lm"),
+    ".venv/bin/seqspeech evaluate runs/synth_en-aed_conformer": _evaluated("greedy", "beam"),
+    ".venv/bin/seqspeech corpus synth data/synth_slt": _exists("data/synth_slt/train.jsonl"),
+    ".venv/bin/seqspeech train recipes/synth_slt/aligner.yaml": _exists("runs/synth_slt-aligner/model.safetensors"),
+    ".venv/bin/seqspeech train recipes/synth_slt/fastspeech2.yaml":
+        _exists("runs/synth_slt-fastspeech2-30min/model.safetensors"),
+    ".venv/bin/seqspeech train recipes/synth_slt/fastspeech2_continue.yaml":
+        _exists("runs/synth_slt-fastspeech2/model.safetensors"),
+    ".venv/bin/seqspeech align clip.wav": _aligned(3),
+    ".venv/bin/seqspeech train recipes/synth_en/aed_conformer.yaml":
+        _exists("runs/synth_en-aed_conformer/model.safetensors"),
+    ".venv/bin/seqspeech train recipes/synth_en/las_location.yaml":
+        _exists("runs/synth_en-las_location/model.safetensors"),
+    ".venv/bin/seqspeech plot-attention runs/synth_en-las_location": _exists("attention.png"),
+    ".venv/bin/python results/asr_attention_synth.py": _exists("results/asr_attention_synth.json"),
+    ".venv/bin/seqspeech synthesize 'Dr. Smith paid $5 on May 3rd.' -o out.wav": _exists("out.wav"),
+    ".venv/bin/seqspeech synthesize 'Dr. Smith paid $5 on May 3rd.' -o taco.wav": _exists("taco.wav"),
+    ".venv/bin/seqspeech synthesize 'Hello from my own voice.'": _exists("mine.wav"),
+    ".venv/bin/seqspeech synthesize --input lines.txt": _exists("wavs/0001.wav", "wavs/0002.wav"),
+    ".venv/bin/seqspeech detect-watermark out.wav": _transcript("present"),
+}
+
+
+def _expectation(snippet: Snippet):
+    for prefix, check in EXPECT.items():
+        if snippet.command.startswith(prefix):
+            return check
+    return None
+
+
+RUNNABLE = [s for s in SNIPPETS if s.kind == "python" or s.command not in UNTESTED]
+
+
+def test_every_command_has_a_check():
+    """A README command that only has to exit 0 is a weak test: each shell command says what it must make."""
+    missing = [str(s) for s in RUNNABLE if s.kind == "shell" and _expectation(s) is None]
+    assert not missing, f"add an EXPECT entry for: {missing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("snippet", RUNNABLE, ids=str)
+def test_readme_snippet_runs(snippet: Snippet, workspace: Path):
+    if snippet.kind == "python":
+        result = subprocess.run([".venv/bin/python", "-"], input=snippet.text, cwd=workspace, capture_output=True,
+                                text=True, timeout=600)
+    else:
+        command = shrink(snippet.command)
+        cwd = ROOT if command.startswith("make ") else workspace
+        result = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], cwd=cwd, capture_output=True,
+                                text=True, timeout=900)
+    report = f"{snippet}\nexit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, report
+    assert "Traceback" not in result.stderr, report
+    check = _expectation(snippet) if snippet.kind == "shell" else None
+    if check is not None:
+        check(result.stdout, workspace)
