@@ -43,6 +43,7 @@ FLAG_FAMILIES = {
     "ctc_weight": ("las", "aed"), "eos_threshold": ("las", "aed"), "coverage_weight": ("las", "aed"),
 }
 FAMILY_LABELS = {"whisper": "Whisper", "ctc": "CTC", "las": "LAS", "aed": "AED"}
+NEGATIVE_FLAGS = {"use_lm": "--no-lm", "condition_on_previous_text": "--no-condition-on-previous-text"}
 
 
 def _add_transcribe(sub: argparse._SubParsersAction) -> None:
@@ -117,8 +118,7 @@ def _check_flags(args: argparse.Namespace, family: str) -> None:
     """A flag meant for another model family is an error naming the flag and the model."""
     for dest, families in FLAG_FAMILIES.items():
         if getattr(args, dest) is not None and family not in families:
-            flag = "--no-lm" if dest == "use_lm" else "--no-condition-on-previous-text" \
-                if dest == "condition_on_previous_text" else "--" + dest.replace("_", "-")
+            flag = NEGATIVE_FLAGS.get(dest, "--" + dest.replace("_", "-"))
             takers = ", ".join(FAMILY_LABELS[f] for f in families)
             raise ConfigError(f"{flag} is for {takers} models, not {args.model} ({FAMILY_LABELS[family]})")
 
@@ -180,12 +180,12 @@ def _run_transcribe(args: argparse.Namespace, asr, options: dict) -> int:
             sources.append(open_audio(f))
             names.append(f)
         except SeqSpeechError as e:
-            print(f"seqspeech: error: {_one_line(e)}", file=sys.stderr)
+            _error(e)
             failures += 1
     results = asr.transcribe_batch(sources, progress=args.progress, errors="return", **options) if sources else []
     for i, result in enumerate(results):  # a file that broke while it was decoded (NaN samples, a corrupt block)
         if isinstance(result, AudioError):
-            print(f"seqspeech: error: {_one_line(result)}", file=sys.stderr)
+            _error(result)
             results[i] = None
             failures += 1
     transcripts = [(n, t) for n, t in zip(names, results) if t is not None]
@@ -388,6 +388,11 @@ def _one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
+def _error(message: object) -> None:
+    """The one shape of a CLI error: one line on stderr."""
+    print(f"seqspeech: error: {_one_line(message)}", file=sys.stderr)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings reach a CLI user as one line each, without the source line of the code that warned."""
     print(f"seqspeech: warning: {_one_line(message)}", file=sys.stderr)
@@ -403,11 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     try:
         return args.func(args)
-    except SeqSpeechError as e:
-        print(f"seqspeech: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a path we could not write or read (permissions, full disk): the message names it
-        print(f"seqspeech: error: {_one_line(e)}", file=sys.stderr)
+    except (SeqSpeechError, OSError) as e:  # OSError: a path we could not read or write; the message names it
+        _error(e)
         return 2
     except KeyboardInterrupt:
         print("seqspeech: interrupted", file=sys.stderr)
@@ -415,8 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug: still one line for the user, the traceback on request
         if os.environ.get("SEQSPEECH_DEBUG"):
             raise
-        print(f"seqspeech: error: unexpected {type(e).__name__}: {_one_line(e)} (this is a bug in seqspeech; "
-              "SEQSPEECH_DEBUG=1 shows the traceback)", file=sys.stderr)
+        _error(f"unexpected {type(e).__name__}: {e} (this is a bug in seqspeech; SEQSPEECH_DEBUG=1 shows the "
+               "traceback)")
         return 3
     finally:
         warnings.showwarning = shown
