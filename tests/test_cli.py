@@ -135,7 +135,7 @@ def test_default_options_are_beam_5_with_best_of_5_fallback(clip, capsys, monkey
     (["--length-penalty", "2"], "length_penalty must be in [0, 1]"),
     (["--batch-size", "0"], "batch_size must be >= 1"),
     (["--short-window", "45"], "short_window_s must be in (0, 30]"),
-    (["--word-bonus", "1"], "--word-bonus is for CTC models, not whisper-tiny.en"),
+    (["--word-bonus", "1"], "--word-bonus is for CTC, transducer models, not whisper-tiny.en"),
     (["--model", "ctc-conformer-synth-en", "--language", "en"], "--language is for Whisper models"),
     (["--model", "ctc-conformer-synth-en", "--ctc-weight", "0.3"], "--ctc-weight is for LAS, AED models"),
     (["--model", "aed-conformer-synth-en", "--vad"], "--vad is for Whisper models"),

@@ -41,6 +41,11 @@ def load_model(name_or_path: "str | Path" = "whisper-tiny.en", **kwargs: Any) ->
 
         kwargs.pop("compute_type", None)  # CTC models run in float32
         return CTCASR.from_path(path, name=str(name_or_path), **kwargs)
+    if family == "transducer":
+        from .asr.transducer_asr import TransducerASR
+
+        kwargs.pop("compute_type", None)  # transducers run in float32
+        return TransducerASR.from_path(path, name=str(name_or_path), **kwargs)
     if family in ("las", "aed"):
         from .asr.attention_asr import AttentionASR
 

@@ -38,18 +38,18 @@ WHISPER_ONLY = ("compute_type", "best_of", "patience", "language", "task", "temp
 FLAG_FAMILIES = {
     **{flag: ("whisper",) for flag in WHISPER_ONLY},
     "length_penalty": ("whisper", "las", "aed"),
-    "lm": ("ctc", "las", "aed"), "use_lm": ("ctc", "las", "aed"), "lm_weight": ("ctc", "las", "aed"),
-    "word_bonus": ("ctc",),
+    **{flag: ("ctc", "transducer", "las", "aed") for flag in ("lm", "use_lm", "lm_weight")},
+    "word_bonus": ("ctc", "transducer"),
     "ctc_weight": ("las", "aed"), "eos_threshold": ("las", "aed"), "coverage_weight": ("las", "aed"),
 }
-FAMILY_LABELS = {"whisper": "Whisper", "ctc": "CTC", "las": "LAS", "aed": "AED"}
+FAMILY_LABELS = {"whisper": "Whisper", "ctc": "CTC", "transducer": "transducer", "las": "LAS", "aed": "AED"}
 NEGATIVE_FLAGS = {"use_lm": "--no-lm", "condition_on_previous_text": "--no-condition-on-previous-text"}
 
 
 def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "transcribe",
-        help="speech to text (Whisper, or our CTC, AED and LAS models)",
+        help="speech to text (Whisper, or our CTC, transducer, AED and LAS models)",
         description="Transcribe audio files ('-' reads stdin). Defaults: Whisper decodes with beam 5 and falls back "
         "to sampling (best of 5) at temperatures 0.2 ... 1.0 when a window's output is too repetitive or unsure; "
         "our models use the decoding options stored with them (beam search, LM beside the model).",
@@ -101,7 +101,7 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--padding", default=None, choices=["zeros", "audio"],
                    help="fill short windows with log-mel zeros (default, as openai-whisper and faster-whisper) or "
                         "with silence")
-    ctc = p.add_argument_group("CTC models (e.g. --model ctc-conformer-synth-en)")
+    ctc = p.add_argument_group("CTC and transducer models (e.g. --model ctc-conformer-synth-en, rnnt-synth-en)")
     ctc.add_argument("--lm", default=None, help="ARPA n-gram LM for beam search (default: lm.arpa beside the model)")
     ctc.add_argument("--no-lm", dest="use_lm", action="store_const", const=False, default=None,
                      help="beam search without the LM")
@@ -136,9 +136,9 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         check_output_dir(args.output_dir)
     if args.beam_size is not None and args.beam_size < 1:
         raise ConfigError(f"--beam-size must be >= 1, got {args.beam_size}")
-    if family in ("ctc", "las", "aed"):
+    if family in ("ctc", "transducer", "las", "aed"):
         asr = load_model(args.model, device=args.device, lm=args.lm or True)
-        names = ("beam_size", "use_lm", "lm_weight", "word_bonus", "batch_size") if family == "ctc" else (
+        names = ("beam_size", "use_lm", "lm_weight", "word_bonus", "batch_size") if family in ("ctc", "transducer") else (
             "beam_size", "use_lm", "lm_weight", "ctc_weight", "eos_threshold", "coverage_weight", "length_penalty",
             "batch_size")
         return _run_transcribe(args, asr, _given(args, *names))
@@ -273,8 +273,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                               "Whisper, run `transcribe --format jsonl` and score the JSONL")
         options = (("lm_weight", args.lm_weight), ("word_bonus", args.word_bonus), ("ctc_weight", args.ctc_weight))
         defaults = {k: v for k, v in options if v is not None}
-        if "word_bonus" in defaults and family != "ctc" or "ctc_weight" in defaults and family == "ctc":
-            raise ConfigError(f"{model}: --word-bonus is for CTC models, --ctc-weight for attention models")
+        if "word_bonus" in defaults and family not in ("ctc", "transducer") or "ctc_weight" in defaults and family in (
+                "ctc", "transducer"):
+            raise ConfigError(f"{model}: --word-bonus is for CTC and transducer models, --ctc-weight for attention "
+                              "models")
         modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
         asr = load_model(model, device=args.device, lm=args.lm or True, **defaults)
         if "beam_lm" in modes and asr.lm() is None:
@@ -375,12 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_align(sub)
     _add_plot_attention(sub)
     from .cli_corpus import add_parser as add_corpus
+    from .cli_stream import add_parser as add_stream
     from .cli_tts import add_parser as add_synthesize
     from .cli_watermark import add_parser as add_detect_watermark
 
     add_corpus(sub)
     add_synthesize(sub)
     add_detect_watermark(sub)
+    add_stream(sub)
     return parser
 
 

@@ -94,6 +94,14 @@ MODELS: dict[str, ZooEntry] = {
             locate=_repo_model("las-synth-en"),
         ),
         ZooEntry(
+            name="rnnt-synth-en",
+            family="transducer",
+            description="streaming RNN-T (chunked causal Conformer encoder, LSTM predictor, characters, auxiliary "
+            "CTC head) trained from scratch on 2 CPU cores on our synthetic English corpus "
+            "(recipes/synth_en/asr_rnnt_streaming.yaml); streams at 160/320/640 ms chunks; with a 3-gram LM",
+            locate=_repo_model("rnnt-synth-en"),
+        ),
+        ZooEntry(
             name="slt",
             family="tts",
             description="the default text-to-speech voice: FastSpeech 2 (durations from our CTC aligner) + HiFi-GAN "

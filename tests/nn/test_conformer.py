@@ -149,3 +149,94 @@ def test_default_config_size_and_build() -> None:
 def test_config_validation(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         ConformerConfig(**kwargs)
+
+
+def test_rel_shift_with_fewer_queries_than_keys_selects_relative_distances() -> None:
+    queries, keys = 3, 7
+    distances = torch.arange(keys - 1, -queries, -1)  # column j is the distance keys-1-j
+    scores = distances.float().expand(1, 1, queries, -1).contiguous()
+    shifted = rel_shift(scores, keys)[0, 0]
+    for i in range(queries):
+        for k in range(keys):
+            assert shifted[i, k] == (keys - queries + i) - k
+    with pytest.raises(ValueError, match="relative positions"):
+        rel_shift(scores, keys + 1)
+
+
+def _streaming_encoder(**overrides: object) -> ConformerEncoder:
+    from seqspeech.config import from_mapping
+
+    fields = {"input_dim": 20, "d_model": 32, "num_layers": 2, "num_heads": 4, "conv_kernel": 5, "dropout": 0.0,
+              "causal": True, "chunk_sizes": [2, 4, 0], "left_context": 6, "decode_chunk": 4, **overrides}
+    torch.manual_seed(0)
+    encoder = from_mapping(ConformerConfig, fields, "encoder").build().eval()
+    for block in encoder.blocks:  # non-trivial running statistics, as after training
+        block.conv.batch_norm.running_mean.normal_()
+        block.conv.batch_norm.running_var.uniform_(0.5, 2.0)
+    return encoder
+
+
+def test_chunk_mask_limits_left_context_and_hides_the_future() -> None:
+    from seqspeech.nn.conformer import chunk_mask
+
+    mask = chunk_mask(8, chunk=2, left=3)
+    visible = [[k for k in range(8) if not mask[i, k]] for i in range(8)]
+    assert visible[0] == [0, 1] and visible[1] == [0, 1]
+    assert visible[4] == [1, 2, 3, 4, 5] and visible[5] == [1, 2, 3, 4, 5]
+    assert chunk_mask(8, chunk=0, left=3) is None
+
+
+def test_causal_encoder_output_does_not_depend_on_later_chunks() -> None:
+    encoder = _streaming_encoder()
+    x = torch.randn(1, 120, 20)
+    with torch.no_grad():
+        full, lens = encoder(x, torch.tensor([120]), chunk=4)
+        x2 = x.clone()
+        x2[:, 80:] = torch.randn(1, 40, 20)  # change the future after encoder frame ~19
+        other, _ = encoder(x2, torch.tensor([120]), chunk=4)
+    first_changed = 80 // 4 - 1  # subsampled frame i reads input frames 4i .. 4i+6
+    safe = (first_changed // 4) * 4  # whole chunks before the first changed frame's chunk
+    torch.testing.assert_close(full[:, :safe], other[:, :safe])
+    assert not torch.allclose(full[:, safe + 4:], other[:, safe + 4:])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_streamed_encoder_equals_the_full_utterance_in_any_pieces(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    encoder = _streaming_encoder()
+    lens = torch.tensor([150, 97])
+    x = torch.randn(2, 150, 20)
+    with torch.no_grad():
+        full, full_lens = encoder(x, lens, chunk=4)
+        states = [encoder.init_stream(), encoder.init_stream()]
+        pieces: list[list[torch.Tensor]] = [[], []]
+        pos = [0, 0]
+        while pos[0] < 150 or pos[1] < 97:  # both streams in one batch, each fed pieces of 1 to 30 frames
+            n = rng.randint(1, 30)
+            xs, ls = torch.zeros(2, n, 20), torch.zeros(2, dtype=torch.long)
+            for b in range(2):
+                take = min(n, int(lens[b]) - pos[b])
+                xs[b, :take] = x[b, pos[b] : pos[b] + take]
+                ls[b] = take
+                pos[b] += take
+            y, y_lens, states = encoder.infer(xs, ls, states, chunk=4)
+            for b in range(2):
+                pieces[b].append(y[b, : y_lens[b]])
+        y, y_lens, states = encoder.infer(torch.zeros(2, 0, 20), torch.zeros(2, dtype=torch.long), states,
+                                          chunk=4, final=True)
+    for b in range(2):
+        streamed = torch.cat(pieces[b] + [y[b, : y_lens[b]]])
+        assert streamed.shape[0] == int(full_lens[b])
+        torch.testing.assert_close(streamed, full[b, : full_lens[b]], atol=1e-5, rtol=1e-5)
+
+
+def test_streaming_needs_a_causal_encoder_in_eval_mode() -> None:
+    with pytest.raises(ValueError, match="cannot stream"):
+        ConformerEncoder(20, d_model=32, num_layers=1).init_stream()
+    encoder = _streaming_encoder().train()
+    with pytest.raises(ValueError, match="eval mode"):
+        encoder.infer(torch.zeros(1, 10, 20), torch.tensor([10]), [encoder.init_stream()])
+    with pytest.raises(ConfigError, match="causal"):
+        ConformerConfig(chunk_sizes=(4,))

@@ -23,7 +23,7 @@ from ..audio.constants import SAMPLE_RATE
 from ..audio.features import KALDI_FRAME_SHIFT_MS
 from ..data.dataset import build_frontend
 from ..decoding.attention import AttentionDecodeOptions, attention_decode
-from ..errors import DataError, ModelLoadError
+from ..errors import ConfigError, DataError, ModelLoadError
 from ..metrics.attention import AlignmentMetrics, alignment_metrics
 from .package import ModelPackage, load_package
 from .transcribe import Segment
@@ -82,6 +82,7 @@ class AttentionASR(WindowedASR):
         stored = {k: v for k, v in package.decode.items() if k in OPTION_NAMES}
         self.options = AttentionDecodeOptions.from_dict({**stored, **options}, f"{name}: decoding options")
         self.frame_seconds = KALDI_FRAME_SHIFT_MS / 1000.0 * _time_reduction(package.config)
+        self._stream_engines: dict[tuple, Any] = {}  # shared engines (stateless): streams of one engine batch
 
     @classmethod
     def from_path(
@@ -162,6 +163,73 @@ class AttentionASR(WindowedASR):
         return [
             weights[i, : len(t) + 1, : int(memory_lens[i])].float().cpu().numpy() for i, t in enumerate(tokens)
         ]
+
+    # -- streaming ----------------------------------------------------------------------------------------
+
+    def stream_engine(self, chunk_ms: float = 320, *, lookahead: int = 0, max_len_ratio: float | None = None
+                      ) -> Any:
+        """The shared :class:`~seqspeech.asr.las_stream_engine.LASStreamEngine` for these options (made once).
+
+        Raises:
+            ConfigError: (one line) the model cannot stream — an AED, or a LAS whose listener is bidirectional or
+                whose attention is not monotonic — or an option is out of range.
+        """
+        from .las_stream_engine import LASStreamEngine
+        from .streaming import chunk_samples_from_ms
+
+        chunk_samples = chunk_samples_from_ms(chunk_ms)
+        self._check_can_stream()
+        ratio = self.options.max_length_ratio if max_len_ratio is None else max_len_ratio
+        if isinstance(lookahead, bool) or not isinstance(lookahead, int) or lookahead < 0:
+            raise ConfigError(f"{self.name}: lookahead must be an int >= 0 (memory frames), got {lookahead!r}")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+            raise ConfigError(f"{self.name}: max_len_ratio must be a number > 0, got {ratio!r}")
+        key = (chunk_samples, lookahead, ratio)
+        if key not in self._stream_engines:
+            try:
+                engine = LASStreamEngine(self.model.eval(), self.frontend, self.tokenizer,
+                                         chunk_samples=chunk_samples, lookahead=lookahead, max_len_ratio=ratio)
+            except (ValueError, TypeError) as e:  # lookahead or max_len_ratio out of range
+                raise ConfigError(f"{self.name}: {e}") from None
+            self._stream_engines[key] = engine
+        return self._stream_engines[key]
+
+    def stream(self, chunk_ms: float = 320, *, endpoint: Any = None, lookahead: int = 0,
+               max_len_ratio: float | None = None) -> Any:
+        """A new :class:`~seqspeech.asr.streaming.StreamingRecognizer` decoding ``chunk_ms`` of audio per step
+        (streams made with the same options share one engine, so :func:`~seqspeech.asr.streaming.decode_streams`
+        batches them).
+
+        Args:
+            chunk_ms: milliseconds of audio per decoding step (10 ... 30000).
+            endpoint: an :class:`~seqspeech.asr.streaming.EndpointConfig` (default: sherpa-onnx's rules).
+            lookahead: memory frames after the attended one to wait for before emitting a token (>= 0).
+            max_len_ratio: greedy decoding's length cap (default: the model's ``max_length_ratio``).
+
+        Raises:
+            ConfigError: the model cannot stream (only LAS with a unidirectional listener and monotonic or MoChA
+                attention can), or a bad option.
+        """
+        from .streaming import EndpointConfig, StreamingRecognizer
+
+        engine = self.stream_engine(chunk_ms, lookahead=lookahead, max_len_ratio=max_len_ratio)
+        return StreamingRecognizer(engine, endpoint=EndpointConfig() if endpoint is None else endpoint)
+
+    def _check_can_stream(self) -> None:
+        from ..nn.attention import MoChA, MonotonicAttention
+
+        how = ("streaming models: LAS with a unidirectional listener and monotonic or MoChA attention "
+               "(recipes/synth_en/las_mocha.yaml, las_monotonic.yaml)")
+        if self.family != "las":
+            raise ConfigError(f"{self.name}: an {self.family.upper()} model cannot stream: its decoder attends to the "
+                              f"whole utterance's encoding at every step; {how}")
+        if getattr(self.model.listener, "bidirectional", False):
+            raise ConfigError(f"{self.name}: this LAS model cannot stream: its listener is bidirectional (it reads "
+                              f"each utterance backwards from its end); {how}")
+        if not isinstance(self.model.attention, (MonotonicAttention, MoChA)):
+            kind = getattr(self.package.config, "attention", type(self.model.attention).__name__)
+            raise ConfigError(f"{self.name}: this LAS model cannot stream: its {kind} attention looks at the whole "
+                              f"utterance at every step; {how}")
 
     def alignment(self, audio: AudioInput, text: str | None = None, **options: Any) -> Alignment:
         """The attention of ``text`` (default: the model's own transcript) over ``audio``, with its metrics."""

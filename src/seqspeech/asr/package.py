@@ -32,6 +32,7 @@ FAMILIES: dict[str, str] = {
     "ctc": "seqspeech.asr.ctc:CTCConfig:ctc_model_from_config",
     "las": "seqspeech.asr.las:LASConfig:las_model_from_config",
     "aed": "seqspeech.asr.aed:AEDConfig:aed_model_from_config",
+    "transducer": "seqspeech.asr.transducer:TransducerConfig:transducer_model_from_config",
 }
 CHECKPOINT_KEYS = ("package", "ctc")  # "ctc": checkpoints written before other families existed
 

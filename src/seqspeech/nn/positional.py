@@ -14,28 +14,38 @@ import torch
 from torch import Tensor, nn
 
 
-def relative_sinusoids(length: int, d_model: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """``(2 * length - 1, d_model)`` sinusoids for the relative positions ``length-1 .. -(length-1)``."""
-    positions = torch.arange(length - 1, -length, -1, device=device, dtype=torch.float32).unsqueeze(1)
+def relative_sinusoids(
+    length: int, d_model: int, device: torch.device, dtype: torch.dtype, queries: int | None = None
+) -> Tensor:
+    """``(length + queries - 1, d_model)`` sinusoids for the relative positions ``length-1 .. -(queries-1)``
+    (``queries`` defaults to ``length``: self-attention over one sequence). With ``queries < length`` the queries
+    are the last ``queries`` of ``length`` keys (a streamed chunk after its cached left context)."""
+    queries = length if queries is None else queries
+    positions = torch.arange(length - 1, -queries, -1, device=device, dtype=torch.float32).unsqueeze(1)
     inv_freq = torch.exp(
         torch.arange(0, d_model, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d_model)
     )
-    emb = torch.zeros(2 * length - 1, d_model, device=device, dtype=torch.float32)
+    emb = torch.zeros(length + queries - 1, d_model, device=device, dtype=torch.float32)
     emb[:, 0::2] = torch.sin(positions * inv_freq)
     emb[:, 1::2] = torch.cos(positions * inv_freq)
     return emb.to(dtype)
 
 
-def rel_shift(scores: Tensor) -> Tensor:
+def rel_shift(scores: Tensor, keys: int | None = None) -> Tensor:
     """Turn position scores over relative distances into query-key scores (Transformer-XL's shift).
 
-    ``scores (B, H, T, 2T-1)``, where column ``j`` is the relative distance ``T-1-j``, ->
-    ``(B, H, T, T)`` with ``out[..., i, k] = scores[..., i, T-1-i+k]`` (the distance ``i - k``).
+    ``scores (B, H, Tq, Tk+Tq-1)``, where column ``j`` is the relative distance ``Tk-1-j``, ->
+    ``(B, H, Tq, Tk)`` with ``out[..., i, k] = scores[..., i, Tq-1-i+k]``: the distance ``(Tk-Tq+i) - k`` between
+    query ``i`` (the last ``Tq`` of the ``Tk`` keys) and key ``k``. ``keys`` (Tk) defaults to Tq (self-attention).
     """
     b, h, t, n = scores.shape
-    padded = torch.cat([scores.new_zeros(b, h, t, 1), scores], dim=-1)  # (B, H, T, 2T)
+    keys = t if keys is None else keys
+    if n != keys + t - 1:
+        raise ValueError(f"rel_shift: expected {keys + t - 1} relative positions for {t} queries and {keys} keys, "
+                         f"got {n}")
+    padded = torch.cat([scores.new_zeros(b, h, t, 1), scores], dim=-1)  # (B, H, Tq, n+1)
     padded = padded.view(b, h, n + 1, t)
-    return padded[:, :, 1:].reshape(b, h, t, n)[:, :, :, :t]
+    return padded[:, :, 1:].reshape(b, h, t, n)[:, :, :, :keys]
 
 
 class RelPositionalEncoding(nn.Module):

@@ -32,6 +32,7 @@ class Task:
 TASKS: dict[str, Task] = {
     "asr_ctc": Task("seqspeech.tasks.asr_ctc", "CTCRecipe", train="train_ctc"),
     "asr_attention": Task("seqspeech.tasks.asr_attention", "AttentionRecipe", train="train_attention"),
+    "asr_transducer": Task("seqspeech.tasks.asr_transducer", "TransducerRecipe", train="train_transducer"),
     "tts": Task("seqspeech.tasks.tts", "TTSRecipe", train="train_tts"),
 }
 

@@ -284,3 +284,26 @@ def peak_rss_mb() -> float:
 def final_checkpoint(result: TrainResult) -> Path | None:
     """The averaged checkpoint when there is one, else the last."""
     return getattr(result, "averaged_checkpoint", None) or getattr(result, "last_checkpoint", None)
+
+
+def finish_speech_run(setup: SpeechSetup, result: TrainResult, summary: dict[str, Any], out: Path, *, family: str,
+                      recipe: Any, decode: dict[str, Any], lm_order: int) -> dict[str, Any]:
+    """After training (rank 0): the resolved ``recipe.yaml``, ``model.safetensors`` (the final or averaged weights
+    in float32 with the recipe's decoding defaults), ``lm.arpa`` on the training texts and ``train_summary.json``."""
+    import yaml
+
+    from ..asr.package import WEIGHTS_FILENAME, load_package, save_package
+    from ..asr.windowed import LM_FILENAME
+    from ..config import to_mapping
+    from ..decoding.lm import train_arpa
+
+    write_atomic(out / "recipe.yaml", yaml.safe_dump(to_mapping(recipe), sort_keys=False))
+    final = final_checkpoint(result)
+    if final is not None:
+        pkg = load_package(final, device="cpu", family=family)
+        save_package(out / WEIGHTS_FILENAME, family, pkg.model, pkg.config, pkg.features, pkg.tokenizer,
+                     dtype=torch.float32, extra={"decode": decode})
+        summary["model"] = str(out / WEIGHTS_FILENAME)
+    summary["lm"] = str(train_arpa(setup.texts(), out / LM_FILENAME, order=lm_order))
+    write_atomic(out / "train_summary.json", json.dumps(summary, indent=2))
+    return summary
