@@ -44,6 +44,9 @@ SHRINK: dict[str, dict[str, str] | list[str]] = {
     # a 3-step model never ends a hypothesis: keep its decoding short
     ".venv/bin/python results/asr_attention_synth.py": ["--max-utterances", "1", "--beam-size", "2", "--long-count",
                                                         "1", "--stream-utterances", "1"],
+    ".venv/bin/python results/asr_rnnt_synth.py": ["--max-utterances", "1", "--sweep-utterances", "1", "--dev-utterances",
+                                                   "2", "--latency-utterances", "1", "--throughput-seconds", "1",
+                                                   "--beam-size", "2"],
 }
 
 
@@ -219,6 +222,7 @@ def _demo_ran(out: str, work: Path) -> None:
         assert f"with {name}" in out, out
     assert "word timestamps (CTC forced alignment): the@" in out, out
     assert "attention of the first clip: diagonality" in out, out
+    assert "streaming " in out and "first words shown at" in out and " final " in out, out  # timed partials
     spoken = next(line for line in out.splitlines() if "transcript spoken" in line).split(":", 1)[1].strip()
     back = next(line for line in out.splitlines() if "transcribed back" in line).split(":", 1)[1].strip()
     assert spoken and back and "watermark present" in out, out
@@ -232,6 +236,32 @@ def _aligned(words: int):
         assert [r["start"] for r in records] == sorted(r["start"] for r in records), out
         assert all(r["start"] < r["end"] and 0 < r["score"] <= 1 for r in records), out
     return check
+
+
+def _some_text(lines: int):
+    """At least `lines` lines of words (what the words are is the model's quality, measured in results/)."""
+    def check(out: str, work: Path) -> None:
+        text = [line for line in out.splitlines() if line.strip()]
+        assert len(text) >= lines and all(any(c.isalpha() for c in line) for line in text), out
+    return check
+
+
+def _timed_partials(out: str, work: Path) -> None:
+    """`--partials`: lines "  1.28s  partial  text", times in order, ending with a final that has words."""
+    rows = [line.split(None, 2) for line in out.splitlines() if line.strip()]
+    assert rows and all(r[0].endswith("s") and r[1] in ("partial", "final") for r in rows), out
+    times = [float(r[0][:-1]) for r in rows]
+    assert times == sorted(times) and rows[-1][1] == "final" and len(rows[-1]) == 3, out
+    assert sum(r[1] == "partial" for r in rows) >= 2, out  # text came while the audio was still arriving
+
+
+def _events(out: str, work: Path) -> None:
+    """jsonl: partial and final events; the two sentences of meeting.m4a (1 s of silence between them) end as two
+    finals, the second starting after the first."""
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    finals = [e for e in events if e["type"] == "final"]
+    assert len(finals) == 2 and finals[0]["end"] <= finals[1]["start"], out
+    assert any(e["type"] == "partial" for e in events), out
 
 
 EXPECT = {
@@ -267,6 +297,14 @@ EXPECT = {
     ".venv/bin/seqspeech synthesize 'Hello from my own voice.'": _exists("mine.wav"),
     ".venv/bin/seqspeech synthesize --input lines.txt": _exists("wavs/0001.wav", "wavs/0002.wav"),
     ".venv/bin/seqspeech detect-watermark out.wav": _transcript("present"),
+    ".venv/bin/seqspeech stream talk.wav --partials --realtime": _timed_partials,
+    ".venv/bin/seqspeech stream talk.wav": _some_text(1),
+    ".venv/bin/seqspeech stream meeting.m4a --format jsonl": _events,
+    "ffmpeg -v error -i talk.wav -f s16le -ac 1 -ar 16000 - | .venv/bin/seqspeech stream -": _some_text(1),
+    ".venv/bin/seqspeech transcribe talk.wav --model rnnt-synth-en": _some_text(1),
+    ".venv/bin/seqspeech train recipes/synth_en/asr_rnnt_streaming.yaml": _exists("runs/synth_en-asr_rnnt/model.safetensors"),
+    ".venv/bin/seqspeech evaluate runs/synth_en-asr_rnnt": _evaluated("greedy", "beam", "ctc_greedy"),
+    ".venv/bin/python results/asr_rnnt_synth.py": _exists("results/asr_rnnt_synth.json"),
 }
 
 

@@ -1,10 +1,12 @@
 """`make demo`: from waveforms to words and back again.
 
 Synthesize a few sentences with espeak-ng and flite, transcribe them with the embedded default Whisper model and with
-our own models (trained on 2 CPU cores, shipped in models/) and score them; then speak the first transcript with our
+our own models (trained on 2 CPU cores, shipped in models/) and score them, stream one clip through our streaming
+RNN-T and print its partial results with their times; then speak the first transcript with our
 default voice (FastSpeech 2 + HiFi-GAN, `slt`), transcribe that speech back and print both transcripts.
 
-    python -m seqspeech.demo [--model NAME] [--ctc-model NAME] [--aed-model NAME] [--voice NAME] [--out DIR]
+    python -m seqspeech.demo [--model NAME] [--ctc-model NAME] [--stream-model NAME] [--aed-model NAME]
+                             [--voice NAME] [--out DIR]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="whisper-tiny.en")
     ap.add_argument("--ctc-model", default="ctc-conformer-synth-en", help="'' skips the CTC part")
     ap.add_argument("--aed-model", default="aed-conformer-synth-en", help="'' skips the AED part")
+    ap.add_argument("--stream-model", default="rnnt-synth-en", help="streaming recogniser ('' skips streaming)")
     ap.add_argument("--voice", default="slt", help="text-to-speech voice for the round trip ('' skips it)")
     ap.add_argument("--out", type=Path, default=None, help="keep the clips here (default: a temp dir)")
     args = ap.parse_args(argv)
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         spans = ctc.word_timestamps(paths[0])
         print("word timestamps (CTC forced alignment): "
               + " ".join(f"{s.word}@{s.start_s:.2f}-{s.end_s:.2f}" for s in spans))
+    if args.stream_model:
+        _stream(seqspeech, args.stream_model, paths[0])
     if args.aed_model:
         aed = _ours(seqspeech, args.aed_model, paths, audio_s)
         m = aed.alignment(paths[0]).metrics
@@ -85,6 +90,26 @@ def _round_trip(seqspeech, voice_name: str, asr, text: str, out: Path) -> None:
     print(f"  transcribed back  : {back.strip()}")
     print(f"  WER between them {wer([text], [back]) * 100:.1f} %; watermark "
           f"{'present' if mark.present else 'absent'} (score {mark.score:.2f})")
+
+
+def _stream(seqspeech, name: str, path: str, chunk_ms: int = 320) -> None:
+    """Feed a clip to a streaming recogniser in pieces of ``chunk_ms``, as a microphone delivers it; print every
+    partial and final result with the audio time it came at."""
+    from .audio.io import load_audio
+
+    print(f"\nloading {name} ... streaming {Path(path).name} in {chunk_ms} ms pieces", flush=True)
+    stream = seqspeech.load_model(name).stream()
+    audio = load_audio(path)
+    step = chunk_ms * 16
+    events = []
+    for start in range(0, len(audio), step):
+        events += stream.accept_audio(audio[start : start + step])
+    events += stream.finish()
+    for e in events:
+        print(f"  {e.emitted_at:5.2f}s  {e.type:<7}  {e.text}")
+    partials = [e for e in events if e.type == "partial" and e.text]
+    if partials:
+        print(f"first words shown at {partials[0].emitted_at:.2f} s of {len(audio) / 16000:.2f} s of audio")
 
 
 def _ours(seqspeech, name: str, paths: list[str], audio_s: float, **options):

@@ -151,7 +151,10 @@ class TransducerConfig:
     """A transducer: vocabulary (blank included), features, encoder, predictor, joiner, loss settings.
 
     ``loss``: ``"full"`` or ``"pruned"`` (``prune_range`` labels per frame; ``simple_loss_scale`` weighs the cheap
-    additive joiner's loss, which also trains the band's choice); ``fastemit_lambda``: FastEmit regularisation;
+    additive joiner's loss, which also trains the band's choice; over the first ``prune_warmup_steps`` training
+    steps, as in icefall, the simple loss's weight falls from 1 to ``simple_loss_scale`` and the pruned loss's
+    rises from 0.1 to 1, since the band is poor while the simple joiner knows nothing); ``fastemit_lambda``:
+    FastEmit regularisation;
     ``ctc_weight``: the auxiliary CTC head's share of the loss (0 = no head).
     """
 
@@ -164,6 +167,7 @@ class TransducerConfig:
     loss: str = "pruned"
     prune_range: int = 5
     simple_loss_scale: float = 0.5
+    prune_warmup_steps: int = 1000
     fastemit_lambda: float = 0.0
     ctc_weight: float = 0.1
     specaugment: SpecAugmentConfig | None = SpecAugmentConfig()
@@ -175,6 +179,8 @@ class TransducerConfig:
             raise ConfigError(f"TransducerConfig.blank must be in [0, {self.vocab_size}), got {self.blank}")
         if self.loss not in LOSSES:
             raise ConfigError(f"TransducerConfig.loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.prune_warmup_steps < 0:
+            raise ConfigError(f"TransducerConfig.prune_warmup_steps must be >= 0, got {self.prune_warmup_steps}")
         if self.prune_range < 1 or self.joiner_dim < 1:
             raise ConfigError("TransducerConfig.prune_range and joiner_dim must be >= 1")
         for name in ("simple_loss_scale", "fastemit_lambda", "ctc_weight"):
@@ -215,6 +221,7 @@ class Transducer(FeatureNormalization):
         loss: str = "pruned",
         prune_range: int = 5,
         simple_loss_scale: float = 0.5,
+        prune_warmup_steps: int = 0,
         fastemit_lambda: float = 0.0,
         ctc_weight: float = 0.0,
         feature_mean: Tensor | None = None,
@@ -232,12 +239,19 @@ class Transducer(FeatureNormalization):
         self.loss_kind = loss
         self.prune_range = prune_range
         self.simple_loss_scale = simple_loss_scale
+        self.prune_warmup_steps = prune_warmup_steps
+        self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))  # training forwards: the warm-up clock
         self.fastemit_lambda = fastemit_lambda
         self.ctc_weight = ctc_weight
         self.ctc_head = nn.Linear(encoder_dim, vocab_size) if ctc_weight > 0 else None
         if loss == "pruned":  # k2's "simple" joiner: am + lm, trained by the simple loss
             self.simple_am = nn.Linear(encoder_dim, vocab_size)
             self.simple_lm = nn.Linear(predictor.output_dim, vocab_size)
+
+    def loss_scales(self) -> tuple[float, float]:
+        """(simple, pruned) loss weights now: icefall's warm-up, then (``simple_loss_scale``, 1)."""
+        done = 1.0 if self.prune_warmup_steps == 0 else min(float(self.train_steps) / self.prune_warmup_steps, 1.0)
+        return 1.0 - (1.0 - self.simple_loss_scale) * done, 0.1 + 0.9 * done
 
     def encode(self, features: Tensor, feature_lens: Tensor, chunk: int | None = None) -> tuple[Tensor, Tensor]:
         """``features (B, T, F)`` -> encoder frames ``(B, T', De)`` and lengths (no SpecAugment)."""
@@ -261,8 +275,10 @@ class Transducer(FeatureNormalization):
 
         features, feature_lens, tokens, token_lens = speech_batch(batch)
         x = self.normalize(features)
-        if self.training and self.specaugment is not None:
-            x = self.specaugment(x, feature_lens)
+        if self.training:
+            self.train_steps += 1
+            if self.specaugment is not None:
+                x = self.specaugment(x, feature_lens)
         enc, enc_lens = self._encoder(x, feature_lens, None)
         targets = tokens.masked_fill(tokens < 0, self.blank)
         g = self.predictor(targets)  # (B, U+1, Dp)
@@ -281,7 +297,8 @@ class Transducer(FeatureNormalization):
                 rnnt = pruned_rnnt_loss(self.joiner(am, lm), ranges, targets, enc_lens, token_lens, blank=self.blank,
                                         fastemit_lambda=self.fastemit_lambda)
                 out["simple"] = simple
-                loss = rnnt + self.simple_loss_scale * simple
+                simple_scale, pruned_scale = self.loss_scales()
+                loss = pruned_scale * rnnt + simple_scale * simple
             out["rnnt"] = rnnt
             if self.ctc_head is not None:
                 ctc = F.ctc_loss(self.ctc_log_probs(enc32).transpose(0, 1), targets, enc_lens, token_lens,
@@ -309,6 +326,7 @@ def transducer_model_from_config(
     return Transducer(
         config.encoder.build(), config.encoder.d_model, predictor, joiner, config.vocab_size,
         blank=config.blank, loss=config.loss, prune_range=config.prune_range,
-        simple_loss_scale=config.simple_loss_scale, fastemit_lambda=config.fastemit_lambda,
+        simple_loss_scale=config.simple_loss_scale, prune_warmup_steps=config.prune_warmup_steps,
+        fastemit_lambda=config.fastemit_lambda,
         ctc_weight=config.ctc_weight, feature_mean=feature_mean, feature_std=feature_std, specaugment=specaugment,
     )
