@@ -86,6 +86,7 @@ class WhisperASR:
         self.device = model.device
         self.frontend = WhisperLogMel(n_mels=model.dims.n_mels).to(self.device)
         self._vad = None
+        self._stream_engines: dict[tuple, Any] = {}
 
     @classmethod
     def from_path(
@@ -157,3 +158,32 @@ class WhisperASR:
             errors=errors,
         )
         return [failed.get(i, r) for i, r in enumerate(results)]
+
+    # -- streaming -------------------------------------------------------------------------------------------
+    def stream_engine(self, policy: str = "local-agreement", chunk_ms: float = 1000, **options: Any) -> Any:
+        """The shared streaming engine for these options (made once; streams of one engine batch together).
+
+        policy: "local-agreement" (LocalAgreement-2, whisper_streaming) or "alignatt" (AlignAtt, SimulStreaming);
+        options: ``language``, ``task`` and the policy's settings (``max_buffer_s``, ``frame_threshold``, ...; see
+        :mod:`seqspeech.asr.whisper_streaming`)."""
+        from .streaming import chunk_samples_from_ms
+        from .whisper_streaming import whisper_stream_engine
+
+        chunk_s = chunk_samples_from_ms(chunk_ms) / SAMPLE_RATE
+        key = (policy, chunk_s, repr(sorted(options.items())))
+        if key not in self._stream_engines:
+            try:
+                self._stream_engines[key] = whisper_stream_engine(
+                    self.model, self.tokenizer, self.frontend, policy=policy, chunk_s=chunk_s, **options)
+            except ConfigError as e:
+                raise ConfigError(f"{self.name}: {e}") from None
+        return self._stream_engines[key]
+
+    def stream(self, policy: str = "local-agreement", chunk_ms: float = 1000, *, endpoint: Any = None,
+               **options: Any) -> Any:
+        """A new :class:`~seqspeech.asr.streaming.StreamingRecognizer` over :meth:`stream_engine`'s engine;
+        ``endpoint``: an :class:`~seqspeech.asr.streaming.EndpointConfig` (default: sherpa-onnx's rules)."""
+        from .streaming import EndpointConfig, StreamingRecognizer
+
+        engine = self.stream_engine(policy, chunk_ms, **options)
+        return StreamingRecognizer(engine, endpoint=EndpointConfig() if endpoint is None else endpoint)
