@@ -4,7 +4,8 @@
 The long-form file is bench/asr_whisper.py's recipe (Harvard sentences, espeak-ng voices with every third
 sentence by flite slt, 0.6 s of silence after each), built here with the sentence spans kept; ``--limit`` cuts
 it at the last sentence that ends before that many seconds. Systems, all with the CPU default model
-(``load_model("whisper-tiny.en")``: int8 decoder, float32 encoder), 2 threads, one after another in one process:
+(``load_model("whisper-tiny.en")``: int8 decoder, float32 encoder), 2 threads (``--threads``), one after another
+in one process:
 
 * ``offline-greedy``: ``transcribe()`` with its defaults (greedy, temperature fallback, previous-text prompt);
 * ``offline-beam5``: the same with ``beam_size=5`` (bench/asr_whisper.py's setting);
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
 import os
 import re
 import sys
@@ -169,12 +171,13 @@ def main() -> None:
     ap.add_argument("--chunk-ms", type=float, default=1000.0)
     ap.add_argument("--frame-threshold", type=int, default=None, help="AlignAtt's (default: the engine's)")
     ap.add_argument("--compute-type", default=None, help="default: load_model's CPU default (int8)")
+    ap.add_argument("--threads", type=int, default=THREADS, help=f"torch threads (default {THREADS})")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
     import torch
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
     import seqspeech
     from seqspeech.fileio import write_atomic
     from seqspeech.metrics.wer import wer
@@ -188,7 +191,7 @@ def main() -> None:
     asr = seqspeech.load_model("whisper-tiny.en", device="cpu",
                                **({"compute_type": args.compute_type} if args.compute_type else {}))
     results = {"meta": {"audio_s": duration, "sentences": len(sentences), "chunk_ms": args.chunk_ms,
-                        "compute_type": asr.compute_type, "threads": THREADS, "machine": f"{os.cpu_count()}-core CPU",
+                        "compute_type": asr.compute_type, "threads": args.threads, "machine": f"{os.cpu_count()}-core CPU",
                         "load_average_before": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d"),
                         "latency_note": "algorithmic: chunk end when committed - reference word end; with_compute: "
                                         "a real-time clock including each step's measured wall time"},
@@ -213,22 +216,21 @@ def main() -> None:
         results["systems"][system] = r
         print(f"[bench] {system}: {json.dumps({k: v for k, v in r.items() if k != 'text'})}", file=sys.stderr,
               flush=True)
+        write_atomic(args.out, json.dumps(results, indent=2))  # what is done so far survives an interruption
     results["meta"]["load_average_after"] = os.getloadavg()[0]
 
     offline = [results["systems"][s]["wer"] for s in ("offline-greedy", "offline-beam5") if s in results["systems"]]
     streams = {s: r for s, r in results["systems"].items() if "latency" in r}
-    if offline and streams:
-        best_name, best = min(streams.items(), key=lambda kv: kv[1]["wer"])
-        gap = best["wer"] - min(offline)  # against the better offline setting
-        mean_latency = best["latency"]["with_compute"].get("mean_s", float("inf"))
+    if offline and streams:  # against the better offline setting
+        rows = {name: {"wer_gap_points": round(100 * (r["wer"] - min(offline)), 2),
+                       "mean_latency_algorithmic_s": round(r["latency"]["algorithmic"].get("mean_s", math.inf), 3),
+                       "mean_latency_with_compute_s": round(r["latency"]["with_compute"].get("mean_s", math.inf), 3)}
+                for name, r in streams.items()}
         results["target"] = {
             "goal": "the better policy within 1 WER point of offline Whisper at <= 2 s mean latency",
-            "better_policy": best_name, "wer_gap_points": 100 * gap,
-            "wer_gap_points_vs_offline_greedy": 100 * (best["wer"] - results["systems"]["offline-greedy"]["wer"])
-            if "offline-greedy" in results["systems"] else None,
-            "mean_latency_with_compute_s": mean_latency,
-            "mean_latency_algorithmic_s": best["latency"]["algorithmic"].get("mean_s"),
-            "met": bool(100 * gap <= 1.0 and mean_latency <= 2.0)}
+            "offline_wer": min(offline), "better_policy": min(streams, key=lambda name: streams[name]["wer"]),
+            "per_streaming_system": rows,
+            "met": any(r["wer_gap_points"] <= 1.0 and r["mean_latency_with_compute_s"] <= 2.0 for r in rows.values())}
     write_atomic(args.out, json.dumps(results, indent=2))
     print(json.dumps({"target": results.get("target"),
                       **{k: {kk: vv for kk, vv in v.items() if kk not in ("text",)}

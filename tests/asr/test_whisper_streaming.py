@@ -4,6 +4,7 @@ early, the buffer stays bounded; plus the cheap parts (options, silence, the ene
 
 import numpy as np
 import pytest
+import torch
 
 import seqspeech
 from seqspeech.asr.streaming import EndpointConfig, StreamingRecognizer
@@ -19,16 +20,22 @@ from seqspeech.errors import ConfigError
 from seqspeech.metrics.wer import error_rate
 
 SENTENCES = "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background."
+FAST = {"window_s": 10.0}  # encode 10-s windows, not 30-s ones: 3x cheaper (the recognizer test keeps the default)
 CONFIGS = {  # name -> (policy, options)
-    "local-agreement": ("local-agreement", {}),
-    "local-agreement-prompt": ("local-agreement", {"mode": "prompt"}),
-    "alignatt": ("alignatt", {}),
+    "local-agreement": ("local-agreement", FAST),
+    "local-agreement-prompt": ("local-agreement", {"mode": "prompt", **FAST}),
+    "alignatt": ("alignatt", FAST),
 }
 
 
 @pytest.fixture(scope="module")
 def asr():
-    return seqspeech.load_model("whisper-tiny.en", device="cpu", compute_type="float32")
+    # one thread: greedy decoding is many tiny steps, and on a busy 2-core machine two threads spend most of
+    # their time waiting for each other (measured 2 s vs 13 s for the same stream)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield seqspeech.load_model("whisper-tiny.en", device="cpu", compute_type="float32")
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +60,7 @@ def run(engine, audio):
 def runs(asr, clip):
     out = {}
     for name, (policy, options) in CONFIGS.items():
-        engine = asr.stream_engine(policy, chunk_ms=1000, **options)
+        engine = asr.stream_engine(policy, chunk_ms=1500, **options)
         out[name] = (engine, *run(engine, clip))
     return out
 
@@ -88,7 +95,7 @@ def test_final_text_close_to_offline(runs, offline, config):
 @pytest.mark.parametrize("config", CONFIGS)
 def test_commits_before_the_stream_ends(runs, clip, config):
     engine, hypotheses, _ = runs[config]
-    stable_before_end = hypotheses[-4].stable  # two chunks before the last: at least 2 s before the end
+    stable_before_end = hypotheses[-3].stable  # the last chunk before the final one
     assert stable_before_end > 0, [engine.text(h.tokens) for h in hypotheses]
     times = hypotheses[-1].times
     assert 0.0 < times[0] < times[-1] <= len(clip) / 16000 + 1e-6
@@ -96,7 +103,7 @@ def test_commits_before_the_stream_ends(runs, clip, config):
     assert speech is not None and len(clip) / 16000 - 0.6 < speech <= len(clip) / 16000
 
 
-@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("config", ["local-agreement", "alignatt"])  # the prefix modes' cuts
 def test_buffer_stays_bounded_on_longer_input(asr, clip, config):
     audio = np.concatenate([clip, np.zeros(4800, np.float32), clip])  # ~11 s, two 5-s sentence pairs
     policy, options = CONFIGS[config]
@@ -152,6 +159,8 @@ def test_bad_options(asr):
         asr.stream_engine("alignatt", max_buffer_s=5.0, keep_s=5.0)
     with pytest.raises(ConfigError, match="mode"):
         asr.stream_engine("local-agreement", mode="sliding")
+    with pytest.raises(ConfigError, match="window_s"):
+        asr.stream_engine("alignatt", window_s=40)
     with pytest.raises(ConfigError, match="local-agreement"):
         asr.stream_engine("local-agreement", frame_threshold=5)  # an AlignAtt setting
     with pytest.raises(ConfigError, match="chunk_ms"):
@@ -165,7 +174,5 @@ def test_bad_options(asr):
 
 
 def test_median_filter():
-    import torch
-
     x = torch.tensor([[0.0, 0.0, 9.0, 0.0, 0.0, 5.0, 5.0, 5.0, 0.0]])  # edges reflected: [0, x..., 5]
     assert median_filter(x, 3).tolist() == [[0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 5.0, 5.0, 5.0]]

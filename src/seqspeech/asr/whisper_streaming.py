@@ -32,9 +32,10 @@ encoder pass per step, greedy decoding through ``model.decoder`` with its explic
 checkpoint: tiny.en has openai-whisper's 8 pairs) are read by forward hooks on the decoder's cross-attention
 modules (:class:`AlignmentProbe`), live only during one decoding call of the calling thread, so the shared model is
 not changed. A step's attended position is SimulStreaming's reading of them (:class:`AttendedPosition`); a
-token's time is the end of its attended position. Two guards for tiny.en: end-of-text is refused while the model
-attends more than 0.5 s before the buffer's last speech (after a prefix that ends a sentence it tends to stop
-although the next one has begun), and a continuation that compresses like a repetition loop is not committed.
+token's time is the end of its attended position. Guards for tiny.en: end-of-text is refused while the output has
+reached only positions more than 1 s before the buffer's last speech (after a prefix that ends a sentence it tends
+to stop although the next one has begun); a continuation is capped at 8 tokens per second of audio after the
+prefix; LocalAgreement does not commit a continuation that compresses like a repetition loop.
 
 ``last_speech`` comes from a cheap energy detector over 20-ms frames (a frame is speech above
 ``max(vad_threshold_db, noise floor + 15 dB)``; ``vad_threshold_db=None`` counts every frame as speech). A
@@ -61,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..audio.constants import CHUNK_LENGTH, N_FRAMES, N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE
+from ..audio.constants import CHUNK_LENGTH, HOP_LENGTH, N_FRAMES, N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE
 from ..audio.features import WhisperLogMel
 from ..decoding.filters import SuppressTokens
 from ..decoding.options import DecodingOptions
@@ -93,13 +94,14 @@ VAD_NOISE_MARGIN_DB = 15.0  # a speech frame is this far above the tracked noise
 VAD_FLOOR_RISE_DB = 0.02  # per frame (1 dB/s): how fast the noise floor may rise
 VAD_FLOOR_DB = -120.0  # the energy of digital silence, in dB re full scale
 MEDIAN_FILTER_WIDTH = 7  # positions, openai-whisper's word-timestamp smoothing
-MAX_TOKENS_PER_SECOND = 12  # of buffer audio: a cap on one step's tokens against repetition loops
+MAX_TOKENS_PER_SECOND = 12  # of buffer audio: a cap on a whole-buffer decoding's tokens (repetition loops)
 MAX_COMPRESSION_RATIO = 2.4  # above: a looping hypothesis, not committed (transcribe's fallback threshold)
 DEDUP_MAX_WORDS = 5  # whisper_streaming: a repeat of the last 1-5 committed words at a hypothesis' head
 DEDUP_WINDOW_S = 1.0  # ... is looked for only when the hypothesis starts within this of the last commit
 TIME_SLACK_S = 0.1  # whisper_streaming: new words must start after the last committed end minus this
 SENTENCE_ENDS = (".", "?", "!")
-END_MARGIN = 25  # positions (0.5 s): end-of-text is refused while the model attends earlier than the last speech
+END_MARGIN = 50  # positions (1 s): end-of-text is refused while the output has not reached the last speech
+NEW_TOKENS_PER_SECOND = 8  # of audio after the committed prefix: a cap on a continuation's tokens
 PADDING_MODES = ("audio", "zeros")
 
 
@@ -266,14 +268,24 @@ class WhisperChunkDecoder:
         frontend: its :class:`WhisperLogMel` (made here when None).
         language, task: as in :class:`DecodingOptions`; None language: English on English-only models, detected
             once per utterance on multilingual ones.
+        padding: "audio" (the window after the buffer is silence) or "zeros" (zeros in log-mel space).
+        window_s: encode over ``max(buffer, window_s)`` seconds instead of the whole 30-s window (None). The
+            encoder's cost grows faster than its length, so 10 s is about 3x cheaper on CPU; an approximation of
+            the model (see ``TranscribeOptions.short_window_s``: tiny.en held its WER at 10 s, looped at 6 s).
     """
 
     def __init__(self, model: "Whisper", tokenizer: "WhisperTokenizer", frontend: WhisperLogMel | None = None, *,
-                 language: str | None = None, task: str = "transcribe", padding: str = "audio") -> None:
+                 language: str | None = None, task: str = "transcribe", padding: str = "audio",
+                 window_s: float | None = None) -> None:
         tokenizer.sot_sequence(language=language, task=task)  # the model can do this language and task
         if padding not in PADDING_MODES:
             raise ConfigError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
+        if window_s is not None and (isinstance(window_s, bool) or not isinstance(window_s, (int, float))
+                                     or not 1.0 <= window_s <= WINDOW_SECONDS):
+            raise ConfigError(f"window_s must be None or a number of seconds in [1, {WINDOW_SECONDS:g}], "
+                              f"got {window_s!r}")
         self.padding = padding
+        self.window_frames = N_FRAMES if window_s is None else 2 * math.ceil(window_s * N_FRAMES / WINDOW_SECONDS / 2)
         self.model = model
         self.tokenizer = tokenizer
         self.frontend = frontend if frontend is not None else WhisperLogMel(n_mels=model.dims.n_mels).to(model.device)
@@ -288,18 +300,21 @@ class WhisperChunkDecoder:
 
     @torch.inference_mode()
     def encode(self, buffers: Sequence[np.ndarray]) -> list[Tensor]:
-        """Each buffer (16 kHz float32, at most 30 s) -> its audio features ``(1, S, D)`` over one 30-s window."""
+        """Each buffer (16 kHz float32, at most 30 s) -> its audio features ``(1, S, D)`` over one 30-s window
+        (or ``window_s``)."""
         device = self.model.device
+        if any(len(samples) > N_SAMPLES for samples in buffers):
+            raise ValueError("a buffer longer than 30 s does not fit one Whisper window")
+        longest = max((len(samples) // HOP_LENGTH for samples in buffers), default=0)
+        frames = min(N_FRAMES, max(self.window_frames, longest + longest % 2))
         mels = []
         for samples in buffers:
-            if len(samples) > WINDOW_SECONDS * SAMPLE_RATE:
-                raise ValueError(f"a buffer of {len(samples) / SAMPLE_RATE:.1f} s does not fit one Whisper window")
             audio = torch.from_numpy(np.ascontiguousarray(samples))[None].to(device)
             if self.padding == "audio":  # the window's rest is silence, as in Whisper's training
-                mel = self.frontend(audio, padding=N_SAMPLES - audio.shape[-1])[..., :N_FRAMES]
+                mel = self.frontend(audio, padding=frames * HOP_LENGTH - audio.shape[-1])[..., :frames]
             else:
-                mel = self.frontend(audio)
-            mels.append(F.pad(mel, (0, N_FRAMES - mel.shape[-1])).to(self.feature_dtype))
+                mel = self.frontend(audio)[..., :frames]
+            mels.append(F.pad(mel, (0, frames - mel.shape[-1])).to(self.feature_dtype))
         batch = len(mels) if device.type == "cuda" else 1
         out: list[Tensor] = []
         for i in range(0, len(mels), batch):
@@ -639,8 +654,9 @@ class _WhisperStreamEngine:
             end_after = int((state.last_speech - state.buffer_start_s) / POSITION_SECONDS) - END_MARGIN
         prefix = state.tokens[state.context_upto :]
         reached = int((state.times[-1] - state.buffer_start_s) / POSITION_SECONDS) - 1 if prefix else -1
+        after = state.buffer_seconds - (reached + 1) * POSITION_SECONDS  # audio after the prefix
         out = self.decoder.greedy(features, language=state.language or "en", context=self._context(state),
-                                  prefix=prefix, timestamps=False, max_new=self._max_new(state) - len(prefix),
+                                  prefix=prefix, timestamps=False, max_new=int(NEW_TOKENS_PER_SECOND * after) + 10,
                                   audio_positions=self._audio_positions(state), stop_positions=stop_positions,
                                   end_after=end_after, reached=reached)
         offset, now = state.buffer_start_s, state.received / SAMPLE_RATE
@@ -825,8 +841,7 @@ class AlignAttWhisper(_WhisperStreamEngine):
         decoder: the shared :class:`WhisperChunkDecoder`.
         chunk_s: seconds of audio per step (1.0).
         frame_threshold: stop before a token whose most attended position is one of the last ``frame_threshold``
-            encoder positions (20 ms each) of the audio received. SimulStreaming's default is 25 (0.5 s), kept here
-            (bench/asr_whisper_streaming.py).
+            encoder positions (20 ms each) of the audio received: SimulStreaming's default, 25 (0.5 s).
         max_buffer_s: cut the buffer at a committed word boundary once it is longer.
         keep_s: committed audio left in the buffer by a cut (it stays as the decoder prefix).
         hard_buffer_s: a buffer still longer after a step is decoded to its end, committed whole and emptied.
@@ -868,14 +883,16 @@ POLICIES: dict[str, type[_WhisperStreamEngine]] = {
 
 def whisper_stream_engine(model: "Whisper", tokenizer: "WhisperTokenizer", frontend: WhisperLogMel | None = None, *,
                           policy: str = "local-agreement", language: str | None = None, task: str = "transcribe",
-                          padding: str = "audio", **options: Any) -> _WhisperStreamEngine:
+                          padding: str = "audio", window_s: float | None = None,
+                          **options: Any) -> _WhisperStreamEngine:
     """A streaming engine for a loaded Whisper model: ``policy`` "local-agreement" or "alignatt"; ``options`` are
     the policy class's keyword arguments (``chunk_s``, ``max_buffer_s``, ``frame_threshold``, ...); ``language``,
-    ``task``, ``padding``: :class:`WhisperChunkDecoder`'s."""
+    ``task``, ``padding``, ``window_s``: :class:`WhisperChunkDecoder`'s."""
     if policy not in POLICIES:
         raise ConfigError(f"unknown streaming policy {policy!r}; choose from {', '.join(POLICIES)}")
     cls = POLICIES[policy]
-    decoder = WhisperChunkDecoder(model, tokenizer, frontend, language=language, task=task, padding=padding)
+    decoder = WhisperChunkDecoder(model, tokenizer, frontend, language=language, task=task, padding=padding,
+                                  window_s=window_s)
     try:
         return cls(decoder, **options)
     except TypeError as e:  # an option the policy does not take
