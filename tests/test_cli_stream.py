@@ -16,50 +16,10 @@ import torch
 
 import seqspeech
 from seqspeech import cli_stream
-from seqspeech.asr.streaming import Hypothesis, StreamingRecognizer
+from seqspeech.asr.streaming import StreamingRecognizer
 from seqspeech.cli import main
 
-SR = 16000
-FRAME = 160
-
-
-class BurstEngine:
-    """Each run of loud 10 ms frames is a token whose id grows with its length (frames // 10: "a", "b", ...)."""
-
-    sample_rate = SR
-
-    def __init__(self, chunk_samples: int) -> None:
-        self.chunk_samples = chunk_samples
-
-    def new_state(self) -> dict:
-        return {"tail": np.zeros(0, np.float32), "frames": 0, "tokens": [], "times": [], "last": None, "burst": 0}
-
-    def decode(self, states, chunks, final):
-        for state, chunk in zip(states, chunks):
-            buf = np.concatenate([state["tail"], chunk])
-            n = len(buf) // FRAME
-            for k in range(n):
-                state["frames"] += 1
-                end = state["frames"] * FRAME / SR
-                if np.sqrt(np.mean(buf[k * FRAME : (k + 1) * FRAME].astype(np.float64) ** 2)) > 0.05:
-                    if state["burst"] == 0:
-                        state["tokens"].append(0)
-                        state["times"].append(end)
-                    state["burst"] += 1
-                    state["tokens"][-1] = min(state["burst"] // 10, 25)
-                    state["times"][-1] = state["last"] = end
-                else:
-                    state["burst"] = 0
-            state["tail"] = buf[n * FRAME :]
-        return [Hypothesis(list(s["tokens"]), 0, list(s["times"]), s["last"]) for s in states]
-
-    def end_utterance(self, state):
-        hypothesis = Hypothesis(list(state["tokens"]), 0, list(state["times"]), state["last"])
-        state["tokens"], state["times"], state["burst"] = [], [], 0
-        return hypothesis
-
-    def text(self, tokens):
-        return " ".join(chr(ord("a") + t) for t in tokens)
+from streaming_fakes import SR, BurstEngine  # noqa: E402
 
 
 class FakeStreamingModel:

@@ -120,14 +120,6 @@ class CTCASR(WindowedASR):
         defaults = {**package.decode, **defaults}
         return cls(package, name=name or str(path), lm_path=lm_beside(package.path, lm), **defaults)
 
-    def lm(self) -> Any:
-        """The word LM scorer (loaded on first use), or None."""
-        if self._lm is None and self.lm_path is not None:
-            from ..decoding.lm import WordLMScorer
-
-            self._lm = WordLMScorer.from_arpa(self.lm_path)
-        return self._lm
-
     # -- inference ----------------------------------------------------------------------------------------
 
     @torch.inference_mode()

@@ -76,13 +76,6 @@ class TransducerASR(WindowedASR):
         defaults = {**package.decode, **defaults}
         return cls(package, name=name or str(path), lm_path=lm_beside(package.path, lm), **defaults)
 
-    def lm(self) -> Any:
-        if self._lm is None and self.lm_path is not None:
-            from ..decoding.lm import WordLMScorer
-
-            self._lm = WordLMScorer.from_arpa(self.lm_path)
-        return self._lm
-
     def search(self, *, method: str | None = None, beam_size: int | None = None, use_lm: bool = True,
                lm_weight: float | None = None, word_bonus: float | None = None) -> TransducerSearch:
         """The search strategy for these settings (defaults: the model's stored ones)."""

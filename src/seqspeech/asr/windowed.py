@@ -75,6 +75,16 @@ class WindowedASR:
     family: str = "?"
     model: torch.nn.Module
     frontend: torch.nn.Module
+    lm_path: Path | None = None
+    _lm: Any = None
+
+    def lm(self) -> Any:
+        """The word LM scorer of ``lm_path`` (loaded on first use), or None."""
+        if self._lm is None and self.lm_path is not None:
+            from ..decoding.lm import WordLMScorer
+
+            self._lm = WordLMScorer.from_arpa(self.lm_path)
+        return self._lm
 
     @property
     def device(self) -> torch.device:

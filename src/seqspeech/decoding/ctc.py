@@ -66,7 +66,8 @@ def _check_batch(log_probs: Tensor, lengths: Tensor | Sequence[int]) -> list[int
     return lens
 
 
-def _logaddexp(a: float, b: float) -> float:
+def logaddexp(a: float, b: float) -> float:
+    """ln(e^a + e^b) of two Python floats (-inf allowed), without tensors."""
     if a == NEG_INF:
         return b
     if b == NEG_INF:
@@ -323,17 +324,17 @@ def _prefix_beam_search_one(
         lm_cands = lm_next[:, cands].tolist() if lm_next is not None else [[0.0] * len(cands)]
         nxt: dict[tuple[int, ...], list[float]] = {}
         for prefix, (pb, pnb) in beams.items():
-            total = _logaddexp(pb, pnb)
+            total = logaddexp(pb, pnb)
             entry = nxt.get(prefix)
             if entry is None:
                 entry = nxt[prefix] = [NEG_INF, NEG_INF]
-            entry[0] = _logaddexp(entry[0], total + p_blank)
+            entry[0] = logaddexp(entry[0], total + p_blank)
             last = prefix[-1] if prefix else -1
             lm_row = lm_cands[lm_rows[prefix] if lm is not None else 0]
             for j, c in enumerate(cands):
                 p = row[c]
                 if c == last:  # a repeat collapses unless a blank separates it
-                    entry[1] = _logaddexp(entry[1], pnb + p)
+                    entry[1] = logaddexp(entry[1], pnb + p)
                     into = pb + p
                 else:
                     into = total + p
@@ -345,15 +346,15 @@ def _prefix_beam_search_one(
                     target = nxt[ext] = [NEG_INF, NEG_INF]
                     if fused and ext not in contexts:
                         contexts[ext] = extend(contexts[prefix], c, lm_row[j])
-                target[1] = _logaddexp(target[1], into)
+                target[1] = logaddexp(target[1], into)
         if fused:
             kept = heapq.nlargest(
-                beam_size, nxt.items(), key=lambda kv: _logaddexp(*kv[1]) + bonus(contexts[kv[0]])
+                beam_size, nxt.items(), key=lambda kv: logaddexp(*kv[1]) + bonus(contexts[kv[0]])
             )
             beams = dict(kept)
             contexts = {p: contexts[p] for p in beams}
         else:
-            beams = dict(heapq.nlargest(beam_size, nxt.items(), key=lambda kv: _logaddexp(*kv[1])))
+            beams = dict(heapq.nlargest(beam_size, nxt.items(), key=lambda kv: logaddexp(*kv[1])))
         if lm is not None and any(p not in lm_rows for p in beams):
             # one batched call: new prefixes feed their last label, the others feed nothing
             order = list(beams)
@@ -370,7 +371,7 @@ def _prefix_beam_search_one(
 
     out = []
     for prefix, (pb, pnb) in beams.items():
-        am = _logaddexp(pb, pnb)
+        am = logaddexp(pb, pnb)
         lm_score, n_words = 0.0, 0
         if fused:
             lm_score, n_words, partial = contexts[prefix]

@@ -62,7 +62,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from .ctc import TokenWordMap
+from .ctc import TokenWordMap, logaddexp
 from .interfaces import Scorer
 from .lm import NGramTokenScorer
 
@@ -219,15 +219,6 @@ def _tree_cat(states: Sequence[Any], dims: Any) -> Any:
 
 
 # -- shallow fusion ------------------------------------------------------------------------------------------
-
-
-def _logaddexp(a: float, b: float) -> float:
-    if a == NEG_INF:
-        return b
-    if b == NEG_INF:
-        return a
-    hi, lo = (a, b) if a > b else (b, a)
-    return hi + math.log1p(math.exp(lo - hi))
 
 
 def _history(seqs: Sequence[tuple[int, ...]]) -> Tensor:
@@ -751,7 +742,7 @@ class TransducerSearch:
                     where = [c_frames[i], c_pool[i], c_anc[i], x]
                     ends[c_tokens[i]] = [x, lm_l[i], words_l[i], partial_l[i], *where, extra]
                     continue
-                entry[0] = _logaddexp(entry[0], x) if logadd else max(entry[0], x)
+                entry[0] = logaddexp(entry[0], x) if logadd else max(entry[0], x)
                 if x > entry[7]:
                     entry[4:8] = [c_frames[i], c_pool[i], c_anc[i], x]
             if v == opts.max_symbols_per_frame:

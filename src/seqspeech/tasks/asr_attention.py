@@ -21,7 +21,6 @@ defaults. The dev metric during training is greedy CER.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,17 +28,14 @@ from typing import Any
 
 import torch
 
-from ..asr.package import WEIGHTS_FILENAME, family_parts, load_package, package_metadata, save_package
-from ..asr.windowed import LM_FILENAME
+from ..asr.package import family_parts, package_metadata
 from ..config import from_mapping, to_mapping
 from ..data.dataset import FeatureConfig
 from ..decoding.attention import AttentionDecodeOptions, attention_decode
 from ..errors import ConfigError
-from ..fileio import write_atomic
 from ..metrics.attention import alignment_metrics
 from ..training.trainer import TrainerConfig
-from .asr_ctc import train_lm_for
-from .speech import DataConfig, TokenizerConfig, final_checkpoint, fit_speech_model, prepare_speech_training
+from .speech import DataConfig, TokenizerConfig, finish_speech_run, fit_speech_model, prepare_speech_training
 
 FAMILIES = ("las", "aed")
 
@@ -131,16 +127,5 @@ def train_attention(recipe: AttentionRecipe, out_dir: str | os.PathLike, *, resu
     if setup.rank != 0:
         return summary
 
-    import yaml
-
-    write_atomic(out / "recipe.yaml", yaml.safe_dump(to_mapping(recipe), sort_keys=False))
-    final = final_checkpoint(result)
-    if final is not None:
-        pkg = load_package(final, device="cpu", family=family)
-        save_package(out / WEIGHTS_FILENAME, family, pkg.model, pkg.config, pkg.features, pkg.tokenizer,
-                     dtype=torch.float32, extra={"decode": recipe.decode.to_dict()})
-        summary["model"] = str(out / WEIGHTS_FILENAME)
-    summary["lm"] = str(train_lm_for(setup.texts(), out / LM_FILENAME, recipe.lm_order))
-    write_atomic(out / "train_summary.json", json.dumps(summary, indent=2))
-    return summary
-
+    return finish_speech_run(setup, result, summary, out, family=family, recipe=recipe,
+                             decode=recipe.decode.to_dict(), lm_order=recipe.lm_order)

@@ -18,7 +18,6 @@ run them), ``lm.arpa`` (an n-gram LM on the training transcripts) and ``recipe.y
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -28,17 +27,14 @@ from typing import Any
 import torch
 
 from ..asr.ctc import CTCConfig, ctc_model_from_config
-from ..asr.ctc_asr import load_ctc, package_metadata, save_ctc
-from ..asr.package import WEIGHTS_FILENAME
-from ..asr.windowed import LM_FILENAME
+from ..asr.ctc_asr import package_metadata
 from ..audio.augment import SpecAugmentConfig
 from ..config import from_mapping, to_mapping
 from ..data.dataset import FeatureConfig
 from ..errors import ConfigError
-from ..fileio import write_atomic
 from ..nn.conformer import ConformerConfig
 from ..training.trainer import TrainerConfig
-from .speech import DataConfig, TokenizerConfig, final_checkpoint, fit_speech_model, prepare_speech_training
+from .speech import DataConfig, TokenizerConfig, finish_speech_run, fit_speech_model, prepare_speech_training
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +96,8 @@ def train_ctc(recipe: CTCRecipe, out_dir: str | os.PathLike, *, resume: bool = F
     if setup.rank != 0:
         return summary
 
-    import yaml
-
-    write_atomic(out / "recipe.yaml", yaml.safe_dump(to_mapping(recipe), sort_keys=False))
-    final = final_checkpoint(result)
-    if final is not None:
-        pkg = load_ctc(final, device="cpu")
-        save_ctc(out / WEIGHTS_FILENAME, pkg.model, pkg.config, pkg.features, pkg.tokenizer, dtype=torch.float32,
-                 extra={"decode": to_mapping(recipe.decode)})
-        summary["model"] = str(out / WEIGHTS_FILENAME)
-    lm_path = train_lm_for(setup.texts(), out / LM_FILENAME, recipe.decode.lm_order)
-    summary["lm"] = str(lm_path)
-    write_atomic(out / "train_summary.json", json.dumps(summary, indent=2))
-    return summary
+    return finish_speech_run(setup, result, summary, out, family="ctc", recipe=recipe,
+                             decode=to_mapping(recipe.decode), lm_order=recipe.decode.lm_order)
 
 
 def _ctc_greedy_batch(model: torch.nn.Module, features: torch.Tensor, feature_lens: torch.Tensor) -> list[list[int]]:
@@ -120,10 +105,3 @@ def _ctc_greedy_batch(model: torch.nn.Module, features: torch.Tensor, feature_le
 
     log_probs, lens = model.encode(features, feature_lens)
     return ctc_greedy(log_probs.float(), lens)
-
-
-def train_lm_for(texts: list[str], path: Path, order: int) -> Path:
-    """An ARPA n-gram LM on ``texts`` (KenLM's lmplz when installed, else our estimator)."""
-    from ..decoding.lm import train_arpa
-
-    return Path(train_arpa(texts, path, order=order))
