@@ -319,8 +319,18 @@ def loss_line() -> str:
 
 
 def whisper_line() -> str:
+    """Each system's WER and latency from the Whisper streaming benchmark, and whether its target is met."""
     bench = json.loads(WHISPER_BENCH.read_text())
-    return json.dumps(bench.get("summary", bench), separators=(", ", ": "))[:1500]
+    parts = []
+    for name, r in bench["systems"].items():
+        lat = (r.get("latency") or {}).get("with_compute")
+        parts.append(f"{name} WER {r['wer'] * 100:.1f} %" + (f", mean latency {lat['mean_s']:.2f} s" if lat else "")
+                     + f", RTF {r['rtf']:.2f}")
+    target = bench.get("target") or {}
+    meta = bench.get("meta") or {}
+    return (f"{meta.get('audio_s', 0):.0f} s of the long-form file, {meta.get('chunk_ms', 0):g} ms chunks, "
+            f"{meta.get('threads')} thread: " + "; ".join(parts) + f". Target ({target.get('goal')}): "
+            + ("met" if target.get("met") else "MISSED") + ".")
 
 
 def ship_rnnt(run: Path, results: dict, dest: Path) -> None:
