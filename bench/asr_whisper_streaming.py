@@ -23,12 +23,12 @@ letters: exact at sentence ends, an estimate within a sentence.
     python bench/asr_whisper_streaming.py               # 120 s of audio (about 4 minutes on 2 idle cores)
     python bench/asr_whisper_streaming.py --limit 300   # more audio
     python bench/asr_whisper_streaming.py --systems alignatt --frame-threshold 25
+    python bench/asr_whisper_streaming.py --systems offline-greedy,alignatt-ft25,alignatt-ft50  # side by side
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import math
 import os
@@ -146,14 +146,21 @@ def run_stream(asr, audio: np.ndarray, policy: str, chunk_ms: float, **options) 
 
 
 def latency(hyp_words: list[tuple[str, float, float]], ref_words: list[tuple[str, float]]) -> dict:
-    matcher = difflib.SequenceMatcher(a=[w for w, _ in ref_words], b=[w for w, _, _ in hyp_words], autojunk=False)
+    # a minimum-edit alignment (jiwer's), not difflib's longest blocks: the long-form file repeats its sentence list,
+    # and a longest-block match paired words of the second pass with the first (latencies of 180 s)
+    import jiwer
+
     algo, comp = [], []
-    for block in matcher.get_matching_blocks():
-        for i in range(block.size):
-            end = ref_words[block.a + i][1]
-            _, at, done = hyp_words[block.b + i]
-            algo.append(at - end)
-            comp.append(done - end)
+    if ref_words and hyp_words:
+        out = jiwer.process_words(" ".join(w for w, _ in ref_words), " ".join(w for w, _, _ in hyp_words))
+        for chunk in out.alignments[0]:
+            if chunk.type != "equal":
+                continue
+            for i in range(chunk.ref_end_idx - chunk.ref_start_idx):
+                end = ref_words[chunk.ref_start_idx + i][1]
+                _, at, done = hyp_words[chunk.hyp_start_idx + i]
+                algo.append(at - end)
+                comp.append(done - end)
     stats = {}
     for name, values in (("algorithmic", algo), ("with_compute", comp)):
         v = np.asarray(values)
@@ -193,6 +200,7 @@ def main() -> None:
     results = {"meta": {"audio_s": duration, "sentences": len(sentences), "chunk_ms": args.chunk_ms,
                         "compute_type": asr.compute_type, "threads": args.threads, "machine": f"{os.cpu_count()}-core CPU",
                         "load_average_before": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d"),
+                        "command": "python bench/asr_whisper_streaming.py " + " ".join(sys.argv[1:]),
                         "latency_note": "algorithmic: chunk end when committed - reference word end; with_compute: "
                                         "a real-time clock including each step's measured wall time"},
                "systems": {}}
@@ -202,8 +210,8 @@ def main() -> None:
             r = run_offline(asr, audio)
         elif system == "offline-beam5":
             r = run_offline(asr, audio, beam_size=5)
-        elif system in STREAMING:
-            policy, options = STREAMING[system]
+        elif system in STREAMING or re.fullmatch(r"alignatt-ft\d+", system):
+            policy, options = STREAMING.get(system) or ("alignatt", {"frame_threshold": int(system[11:])})
             if policy == "alignatt" and args.frame_threshold is not None:
                 options = {**options, "frame_threshold": args.frame_threshold}
             r = run_stream(asr, audio, policy, args.chunk_ms, **options)

@@ -311,6 +311,7 @@ EXPECT = {
     "ffmpeg -v error -i talk.wav -f s16le -ac 1 -ar 16000 - | .venv/bin/seqspeech stream -": _some_text(1),
     ".venv/bin/seqspeech transcribe talk.wav --model rnnt-synth-en": _same_as_streamed,
     ".venv/bin/seqspeech train recipes/synth_en/asr_rnnt_streaming.yaml": _exists("runs/synth_en-asr_rnnt/model.safetensors"),
+    ".venv/bin/seqspeech train recipes/synth_en/asr_rnnt_from_ctc.yaml": _exists("runs/synth_en-asr_rnnt_ctc/model.safetensors"),
     ".venv/bin/seqspeech evaluate runs/synth_en-asr_rnnt": _evaluated("greedy", "beam", "ctc_greedy"),
     ".venv/bin/python results/asr_rnnt_synth.py": _exists("results/asr_rnnt_synth.json"),
 }

@@ -97,8 +97,9 @@ MODELS: dict[str, ZooEntry] = {
             name="rnnt-synth-en",
             family="transducer",
             description="streaming RNN-T (chunked causal Conformer encoder, LSTM predictor, characters, auxiliary "
-            "CTC head) trained from scratch on 2 CPU cores on our synthetic English corpus "
-            "(recipes/synth_en/asr_rnnt_streaming.yaml); streams at 160/320/640 ms chunks; with a 3-gram LM",
+            "CTC head) on our synthetic English corpus, started from ctc-conformer-synth-en's encoder and fine-tuned "
+            "75 min on 2 CPU cores (recipes/synth_en/asr_rnnt_from_ctc.yaml); streams at 160/320/640 ms chunks; "
+            "with a 3-gram LM",
             locate=_repo_model("rnnt-synth-en"),
         ),
         ZooEntry(

@@ -75,7 +75,7 @@ def test_loaded_package_is_a_transducer_with_stored_defaults(asr: TransducerASR)
         chunk_frames(asr, 100)
 
 
-@pytest.mark.parametrize("method", ["greedy", "modified_beam"])
+@pytest.mark.parametrize("method", ["greedy", "modified_beam", "beam"])
 def test_streamed_transducer_equals_offline_at_the_same_chunk(asr: TransducerASR, method: str) -> None:
     audio = _audio(2.1)
     offline = asr.transcribe(audio, method=method, chunk=8).segments[0].tokens

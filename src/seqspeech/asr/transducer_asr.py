@@ -97,11 +97,13 @@ class TransducerASR(WindowedASR):
         return self.model.encode(*self.features(waves), chunk=self.chunk if chunk is None else chunk)
 
     def evaluation_modes(self, beam_size: int) -> dict[str, dict[str, Any]]:
-        """Transducer searches, and (``ctc_*``) the auxiliary CTC head of the same encoder."""
+        """Transducer searches (``beam``: the model's beam method, time-synchronous ``beam`` when its default is
+        greedy), and (``ctc_*``) the auxiliary CTC head of the same encoder."""
+        method = self.method if self.method != "greedy" else "beam"
         return {
             "greedy": dict(method="greedy", use_lm=False),
-            "beam": dict(method="modified_beam", beam_size=beam_size, use_lm=False),
-            "beam_lm": dict(method="modified_beam", beam_size=beam_size, use_lm=True),
+            "beam": dict(method=method, beam_size=beam_size, use_lm=False),
+            "beam_lm": dict(method=method, beam_size=beam_size, use_lm=True),
             "ctc_greedy": dict(head="ctc", beam_size=1, use_lm=False),
             "ctc_beam_lm": dict(head="ctc", beam_size=beam_size, use_lm=True),
         }

@@ -35,7 +35,14 @@ from ..decoding.attention import AttentionDecodeOptions, attention_decode
 from ..errors import ConfigError
 from ..metrics.attention import alignment_metrics
 from ..training.trainer import TrainerConfig
-from .speech import DataConfig, TokenizerConfig, finish_speech_run, fit_speech_model, prepare_speech_training
+from .speech import (
+    DataConfig,
+    InitConfig,
+    TokenizerConfig,
+    finish_speech_run,
+    fit_speech_model,
+    prepare_speech_training,
+)
 
 FAMILIES = ("las", "aed")
 
@@ -51,6 +58,7 @@ class AttentionRecipe:
     decode: AttentionDecodeOptions = AttentionDecodeOptions(beam_size=8, max_length_ratio=1.5)
     lm_order: int = 3
     eval: dict[str, str] = field(default_factory=dict)
+    init: InitConfig | None = None
 
     def __post_init__(self) -> None:
         if self.task != "asr_attention":
@@ -106,7 +114,8 @@ def train_attention(recipe: AttentionRecipe, out_dir: str | os.PathLike, *, resu
     """Train a LAS or AED model from ``recipe`` into ``out_dir``; returns a summary (paths, steps, dev metrics)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    setup = prepare_speech_training(recipe.data, recipe.tokenizer, recipe.features, recipe.train, out, resume=resume)
+    setup = prepare_speech_training(recipe.data, recipe.tokenizer, recipe.features, recipe.train, out, resume=resume,
+                                    init=recipe.init)
     family = recipe.family
     config = model_config(recipe, setup.tokenizer.vocab_size)
     _, builder = family_parts(family)
@@ -123,7 +132,7 @@ def train_attention(recipe: AttentionRecipe, out_dir: str | os.PathLike, *, resu
         return _greedy_batch(m, feats, lens, ratio)
 
     result, summary = fit_speech_model(setup, model, recipe.train, out, resume=resume, extra=extra, decode=decode,
-                                       diagnose=reference_alignment_metrics)
+                                       diagnose=reference_alignment_metrics, init=recipe.init)
     if setup.rank != 0:
         return summary
 

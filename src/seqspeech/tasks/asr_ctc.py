@@ -34,7 +34,14 @@ from ..data.dataset import FeatureConfig
 from ..errors import ConfigError
 from ..nn.conformer import ConformerConfig
 from ..training.trainer import TrainerConfig
-from .speech import DataConfig, TokenizerConfig, finish_speech_run, fit_speech_model, prepare_speech_training
+from .speech import (
+    DataConfig,
+    InitConfig,
+    TokenizerConfig,
+    finish_speech_run,
+    fit_speech_model,
+    prepare_speech_training,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ class CTCRecipe:
     train: TrainerConfig = TrainerConfig(max_minutes=40.0)
     decode: DecodeConfig = DecodeConfig()
     eval: dict[str, str] = field(default_factory=dict)
+    init: InitConfig | None = None
 
     def __post_init__(self) -> None:
         if self.task != "asr_ctc":
@@ -77,7 +85,8 @@ def train_ctc(recipe: CTCRecipe, out_dir: str | os.PathLike, *, resume: bool = F
     """Train a CTC model from ``recipe`` into ``out_dir``; returns a summary (paths, steps, dev metrics)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    setup = prepare_speech_training(recipe.data, recipe.tokenizer, recipe.features, recipe.train, out, resume=resume)
+    setup = prepare_speech_training(recipe.data, recipe.tokenizer, recipe.features, recipe.train, out, resume=resume,
+                                    init=recipe.init)
     config = CTCConfig(
         input_dim=recipe.features.num_mel_bins,
         vocab_size=setup.tokenizer.vocab_size,
@@ -91,7 +100,7 @@ def train_ctc(recipe: CTCRecipe, out_dir: str | os.PathLike, *, resume: bool = F
     extra = {
         "package": package_metadata(config, recipe.features, setup.tokenizer), "recipe": to_mapping(recipe),
     }
-    result, summary = fit_speech_model(setup, model, recipe.train, out, resume=resume, extra=extra,
+    result, summary = fit_speech_model(setup, model, recipe.train, out, resume=resume, extra=extra, init=recipe.init,
                                        decode=_ctc_greedy_batch)
     if setup.rank != 0:
         return summary

@@ -30,7 +30,14 @@ from ..config import from_mapping, to_mapping
 from ..data.dataset import FeatureConfig
 from ..errors import ConfigError
 from ..training.trainer import TrainerConfig
-from .speech import DataConfig, TokenizerConfig, finish_speech_run, fit_speech_model, prepare_speech_training
+from .speech import (
+    DataConfig,
+    InitConfig,
+    TokenizerConfig,
+    finish_speech_run,
+    fit_speech_model,
+    prepare_speech_training,
+)
 
 FAMILY = "transducer"
 
@@ -59,6 +66,7 @@ class TransducerRecipe:
     train: TrainerConfig = TrainerConfig(max_minutes=40.0)
     decode: TransducerDecodeConfig = TransducerDecodeConfig()
     eval: dict[str, str] = field(default_factory=dict)
+    init: InitConfig | None = None
 
     def __post_init__(self) -> None:
         if self.task != "asr_transducer":
@@ -92,7 +100,8 @@ def train_transducer(recipe: TransducerRecipe, out_dir: str | os.PathLike, *, re
     """Train a transducer from ``recipe`` into ``out_dir``; returns a summary (paths, steps, dev metrics)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    setup = prepare_speech_training(recipe.data, recipe.tokenizer, recipe.features, recipe.train, out, resume=resume)
+    setup = prepare_speech_training(recipe.data, recipe.tokenizer, recipe.features, recipe.train, out, resume=resume,
+                                    init=recipe.init)
     config = model_config(recipe, setup.tokenizer.vocab_size)
     torch.manual_seed(recipe.train.seed)
     model = transducer_model_from_config(config, feature_mean=setup.feature_mean, feature_std=setup.feature_std)
@@ -101,7 +110,7 @@ def train_transducer(recipe: TransducerRecipe, out_dir: str | os.PathLike, *, re
               f"parameters, vocabulary {setup.tokenizer.vocab_size}")
     extra = {"package": package_metadata(FAMILY, config, recipe.features, setup.tokenizer),
              "recipe": to_mapping(recipe)}
-    result, summary = fit_speech_model(setup, model, recipe.train, out, resume=resume, extra=extra,
+    result, summary = fit_speech_model(setup, model, recipe.train, out, resume=resume, extra=extra, init=recipe.init,
                                        decode=greedy_batch)
     if setup.rank != 0:
         return summary

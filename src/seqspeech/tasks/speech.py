@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -69,6 +69,21 @@ class TokenizerConfig:
     def __post_init__(self) -> None:
         if self.type not in ("char", "bpe"):
             raise ConfigError(f"tokenizer type must be 'char' or 'bpe', got {self.type!r}")
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    """Start from another model's weights (``init:`` in a recipe): ``source`` is a model package (a directory with
+    ``model.safetensors``, or the file) or a trainer checkpoint (``.pt``); ``rename`` maps source key prefixes to
+    this model's (e.g. ``{"output.": "ctc_head."}``); ``modules`` lists the key prefixes to take (after renaming;
+    empty = every key this model has). Taken tensors must match in shape, and any tensor sized by the vocabulary
+    needs the same tokenizer: ``tokenizer: true`` (the default) takes the source's instead of building one from
+    the training texts. Applied to a fresh run only: a resumed run continues from its checkpoint."""
+
+    source: str
+    rename: dict[str, str] = field(default_factory=dict)
+    modules: list[str] = field(default_factory=list)
+    tokenizer: bool = True
 
 
 @dataclass
@@ -129,15 +144,20 @@ def build_tokenizer(cfg: TokenizerConfig, texts: list[str]) -> Tokenizer:
 
 def prepare_speech_training(
     data: DataConfig, tokenizer_cfg: TokenizerConfig, features: FeatureConfig, train: TrainerConfig,
-    out: Path, *, resume: bool,
+    out: Path, *, resume: bool, init: InitConfig | None = None,
 ) -> SpeechSetup:
-    """Tokenizer (reloaded on resume), filtered utterances, datasets, feature statistics, samplers."""
+    """Tokenizer (reloaded on resume; ``init``'s source's when it asks), filtered utterances, datasets, feature
+    statistics, samplers."""
     rank, world_size, _ = world_info()
     train_utts = read_nonempty(data.train, "train")
     dev_manifest = read_nonempty(data.dev, "dev") if data.dev else []  # a bad dev manifest fails before any work
     tok_path = out / "tokenizer.json"
     if resume and tok_path.exists():
         tokenizer = tokenizer_from_dict(json.loads(tok_path.read_text()), str(tok_path))
+    elif init is not None and init.tokenizer:
+        tokenizer = init_tokenizer(init)
+        if rank == 0:
+            write_atomic(tok_path, json.dumps(tokenizer_to_dict(tokenizer)))
     else:
         tokenizer = build_tokenizer(tokenizer_cfg, texts_of(train_utts, data.text_field))
         if rank == 0:
@@ -233,11 +253,72 @@ def dev_error_rates(
     return evaluate
 
 
+def _init_source(source: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(package metadata, float state dict) of a model package directory, safetensors file or trainer checkpoint."""
+    from ..packaging import checkpoint_package, read_weights
+
+    path = source / "model.safetensors" if source.is_dir() else source
+    if not path.is_file():
+        raise ConfigError(f"init.source {source}: no such model (a package directory, .safetensors or .pt file)")
+    if path.suffix == ".safetensors":
+        return read_weights(path)
+    package = checkpoint_package(path)
+    if package is None:
+        raise ConfigError(f"init.source {source}: a checkpoint without a model description")
+    meta, state = package
+    return meta, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def init_tokenizer(init: InitConfig) -> Tokenizer:
+    """The tokenizer stored with ``init``'s source model."""
+    meta, _ = _init_source(Path(init.source))
+    if "tokenizer" not in meta:
+        raise ConfigError(f"init.source {init.source}: stores no tokenizer; set init.tokenizer: false")
+    raw = meta["tokenizer"]
+    return tokenizer_from_dict(json.loads(raw) if isinstance(raw, str) else raw, f"init.source {init.source}")
+
+
+def initialize_from(model: torch.nn.Module, init: InitConfig, tokenizer: Tokenizer) -> str:
+    """Copy ``init``'s tensors into ``model`` (see :class:`InitConfig`); returns a one-line report."""
+    meta, state = _init_source(Path(init.source))
+    own = model.state_dict()
+    taken: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        for old, new in init.rename.items():
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        if key not in own or (init.modules and not any(key.startswith(m) for m in init.modules)):
+            continue
+        if own[key].shape != value.shape:
+            raise ConfigError(f"init.source {init.source}: {key} has shape {tuple(value.shape)}, this model "
+                              f"{tuple(own[key].shape)}")
+        taken[key] = value
+    if not taken:
+        raise ConfigError(f"init.source {init.source}: no tensor matches this model (check init.rename/modules)")
+    vocab = tokenizer.vocab_size
+    if any(vocab in v.shape for v in taken.values()) and "tokenizer" in meta:
+        theirs = json.loads(meta["tokenizer"]) if isinstance(meta["tokenizer"], str) else meta["tokenizer"]
+        if theirs != tokenizer_to_dict(tokenizer):
+            raise ConfigError(f"init.source {init.source}: its tokenizer differs from this run's; take only "
+                              "modules not sized by the vocabulary (init.modules)")
+    with torch.no_grad():
+        for key, value in taken.items():
+            own[key].copy_(value)
+    return f"init: {len(taken)} of {len(own)} tensors from {init.source}"
+
+
 def fit_speech_model(
     setup: SpeechSetup, model: torch.nn.Module, train: TrainerConfig, out: Path, *, resume: bool,
     extra: dict[str, Any], decode: BatchDecoder | None, diagnose: BatchDiagnoser | None = None,
+    init: InitConfig | None = None,
 ) -> tuple[TrainResult, dict[str, Any]]:
-    """Train ``model`` with the one trainer; returns the result and a summary (speed, memory, sizes)."""
+    """Train ``model`` with the one trainer (after ``init``, on a fresh run); returns the result and a summary
+    (speed, memory, sizes)."""
+    from ..training.checkpoint import latest_checkpoint
+
+    if init is not None and not (resume and latest_checkpoint(out) is not None):
+        setup.say(initialize_from(model, init, setup.tokenizer))
     evaluate_fn = None
     if decode is not None and setup.dev_set is not None:
         evaluate_fn = dev_error_rates(setup, decode, diagnose)
