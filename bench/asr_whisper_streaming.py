@@ -211,7 +211,8 @@ def main() -> None:
         elif system == "offline-beam5":
             r = run_offline(asr, audio, beam_size=5)
         elif system in STREAMING or re.fullmatch(r"alignatt-ft\d+", system):
-            policy, options = STREAMING.get(system) or ("alignatt", {"frame_threshold": int(system[11:])})
+            threshold = system.removeprefix("alignatt-ft")
+            policy, options = STREAMING.get(system) or ("alignatt", {"frame_threshold": int(threshold)})
             if policy == "alignatt" and args.frame_threshold is not None:
                 options = {**options, "frame_threshold": args.frame_threshold}
             r = run_stream(asr, audio, policy, args.chunk_ms, **options)

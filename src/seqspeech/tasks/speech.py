@@ -154,12 +154,11 @@ def prepare_speech_training(
     tok_path = out / "tokenizer.json"
     if resume and tok_path.exists():
         tokenizer = tokenizer_from_dict(json.loads(tok_path.read_text()), str(tok_path))
-    elif init is not None and init.tokenizer:
-        tokenizer = init_tokenizer(init)
-        if rank == 0:
-            write_atomic(tok_path, json.dumps(tokenizer_to_dict(tokenizer)))
     else:
-        tokenizer = build_tokenizer(tokenizer_cfg, texts_of(train_utts, data.text_field))
+        if init is not None and init.tokenizer:
+            tokenizer = init_tokenizer(init)
+        else:
+            tokenizer = build_tokenizer(tokenizer_cfg, texts_of(train_utts, data.text_field))
         if rank == 0:
             write_atomic(tok_path, json.dumps(tokenizer_to_dict(tokenizer)))
 
@@ -253,15 +252,17 @@ def dev_error_rates(
     return evaluate
 
 
-def _init_source(source: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(package metadata, float state dict) of a model package directory, safetensors file or trainer checkpoint."""
-    from ..packaging import checkpoint_package, read_weights
+def _init_source(source: str, *, weights: bool = True) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(package metadata, float state dict -- empty unless ``weights``) of a model package directory, safetensors
+    file or trainer checkpoint."""
+    from ..packaging import checkpoint_package, read_metadata, read_weights
 
-    path = source / "model.safetensors" if source.is_dir() else source
+    path = Path(source)
+    path = path / "model.safetensors" if path.is_dir() else path
     if not path.is_file():
         raise ConfigError(f"init.source {source}: no such model (a package directory, .safetensors or .pt file)")
     if path.suffix == ".safetensors":
-        return read_weights(path)
+        return read_weights(path) if weights else (read_metadata(path), {})
     package = checkpoint_package(path)
     if package is None:
         raise ConfigError(f"init.source {source}: a checkpoint without a model description")
@@ -271,16 +272,15 @@ def _init_source(source: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]
 
 def init_tokenizer(init: InitConfig) -> Tokenizer:
     """The tokenizer stored with ``init``'s source model."""
-    meta, _ = _init_source(Path(init.source))
+    meta, _ = _init_source(init.source, weights=False)
     if "tokenizer" not in meta:
         raise ConfigError(f"init.source {init.source}: stores no tokenizer; set init.tokenizer: false")
-    raw = meta["tokenizer"]
-    return tokenizer_from_dict(json.loads(raw) if isinstance(raw, str) else raw, f"init.source {init.source}")
+    return tokenizer_from_dict(json.loads(meta["tokenizer"]), f"init.source {init.source}")
 
 
 def initialize_from(model: torch.nn.Module, init: InitConfig, tokenizer: Tokenizer) -> str:
     """Copy ``init``'s tensors into ``model`` (see :class:`InitConfig`); returns a one-line report."""
-    meta, state = _init_source(Path(init.source))
+    meta, state = _init_source(init.source)
     own = model.state_dict()
     taken: dict[str, torch.Tensor] = {}
     for key, value in state.items():
@@ -298,8 +298,7 @@ def initialize_from(model: torch.nn.Module, init: InitConfig, tokenizer: Tokeniz
         raise ConfigError(f"init.source {init.source}: no tensor matches this model (check init.rename/modules)")
     vocab = tokenizer.vocab_size
     if any(vocab in v.shape for v in taken.values()) and "tokenizer" in meta:
-        theirs = json.loads(meta["tokenizer"]) if isinstance(meta["tokenizer"], str) else meta["tokenizer"]
-        if theirs != tokenizer_to_dict(tokenizer):
+        if json.loads(meta["tokenizer"]) != tokenizer_to_dict(tokenizer):
             raise ConfigError(f"init.source {init.source}: its tokenizer differs from this run's; take only "
                               "modules not sized by the vocabulary (init.modules)")
     with torch.no_grad():
