@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(MAKE) sysdeps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,serve,export]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -96,6 +96,12 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, source_sr: int | N
     return _finish(_array_to_mono(array), "audio array", source_sr or sr, sr)
 
 
+def decode_audio_bytes(data: bytes, name: str, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """An encoded audio file held in memory (an upload) -> float32 mono samples at ``sr``; errors name ``name``."""
+    _check_rate(sr, "sr")
+    return _load_encoded_bytes(bytes(data), name, sr)
+
+
 def audio_info(path: str | os.PathLike) -> tuple[float, int]:
     """Duration in seconds and native sample rate of an audio file, read from its header when possible.
 
