@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := espeak-ng flite ffmpeg libsndfile1 build-essential zlib1g-dev
+APT_PACKAGES := espeak-ng flite ffmpeg libsndfile1 build-essential zlib1g-dev chromium chromium-driver
 export OMP_NUM_THREADS ?= 2
 
 .PHONY: setup demo test bench clean sysdeps

@@ -171,7 +171,7 @@ def _write_inputs(work: Path, synth_speech) -> None:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, synth_speech) -> Path:
+def workspace(tmp_path_factory, synth_speech):
     """A folder laid out as a checkout: the venv, recipes, models, results scripts and the README."""
     if not (VENV / "bin" / "seqspeech").exists():
         pytest.skip(f"the tests are not running inside the project's venv ({VENV} has no bin/seqspeech)")
@@ -185,7 +185,17 @@ def workspace(tmp_path_factory, synth_speech) -> Path:
     shutil.copytree(ROOT / "results", work / "results", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(README, work / "README.md")  # the results scripts rewrite their tables in ROOT/README.md
     _write_inputs(work, synth_speech)
-    return work
+    yield work
+    for process in BACKGROUND:  # `seqspeech serve &`: stopped when the README's commands are done
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+BACKGROUND: list[subprocess.Popen] = []  # commands the README starts with `&`, running for the later ones
+SERVER = "http://127.0.0.1:8000"
 
 
 # what each command is documented to make, checked after it ran: (stdout, workspace) -> None
@@ -272,7 +282,37 @@ def _same_as_streamed(out: str, work: Path) -> None:
     assert out.strip() == streamed.strip(), (out, streamed)
 
 
+def _serving(out: str, work: Path) -> None:
+    """The server started in the background answers /health within 3 minutes (it loads and warms its models)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 180
+    while True:
+        assert BACKGROUND and BACKGROUND[-1].poll() is None, (work / "background.log").read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(SERVER + "/health", timeout=2) as r:
+                assert json.loads(r.read())["status"] == "ok"
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "the server did not answer /health within 180 s"
+            time.sleep(1)
+
+
+def _decodes(name: str, seconds: float):
+    """``name`` is audio of at least ``seconds`` (decoded by ffprobe, independent of our reader)."""
+    def check(out: str, work: Path) -> None:
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                                name], cwd=work, capture_output=True, text=True, check=True).stdout
+        assert float(probe) >= seconds, probe
+    return check
+
+
 EXPECT = {
+    ".venv/bin/seqspeech serve &": _serving,
+    "curl -s -F file=@talk.wav http://127.0.0.1:8000/v1/audio/transcriptions": _transcript("smooth"),
+    "curl -s -F file=@talk.wav -F response_format=srt": _transcript("00:00:00,000 --> "),
+    "curl -s http://127.0.0.1:8000/v1/audio/speech": _decodes("hello.mp3", 0.8),
     "make demo": _demo_ran,
     ".venv/bin/seqspeech transcribe talk.wav": _transcript("smooth"),
     ".venv/bin/seqspeech transcribe a.wav b.flac c.mp3 --format jsonl": lambda out, work: _lines_of_json(out, 3),
@@ -338,6 +378,11 @@ def test_readme_snippet_runs(snippet: Snippet, workspace: Path):
     if snippet.kind == "python":
         result = subprocess.run([".venv/bin/python", "-"], input=snippet.text, cwd=workspace, capture_output=True,
                                 text=True, timeout=600)
+    elif snippet.command.endswith("&"):  # a server: it keeps running for the commands after it
+        log = open(workspace / "background.log", "w")
+        BACKGROUND.append(subprocess.Popen(["bash", "-c", snippet.command[:-1]], cwd=workspace, stdout=log,
+                                           stderr=subprocess.STDOUT))
+        result = subprocess.CompletedProcess(snippet.command, 0, "", "")
     else:
         command = shrink(snippet.command)
         cwd = ROOT if command.startswith("make ") else workspace

@@ -263,7 +263,9 @@ class RealtimeSession:
                                       language=self.language)
 
     async def emit(self, events: list[Any], committed: bool = False) -> None:
-        """Our recogniser's partial/final events as Realtime events (deltas only ever extend the sent text)."""
+        """Our recogniser's partial/final events as Realtime events. Deltas only ever extend the text sent, so a
+        revision of it (rare: the last word of a partial, which most revisions touch, is held back) shows only in
+        the ``completed`` transcript, which is authoritative."""
         assert self.asr is not None
         s = self.asr
         closed = False
@@ -274,10 +276,12 @@ class RealtimeSession:
                                  "item_id": s.item})
             if s.item is None:
                 continue
-            if e.text.startswith(s.sent) and len(e.text) > len(s.sent):
+            # a partial's last word is still in play (the next chunk often changes it): it is held back
+            settled = e.text if e.type == "final" else e.text[: e.text.rfind(" ") + 1]
+            if settled.startswith(s.sent) and len(settled) > len(s.sent):
                 await self.send({"type": "conversation.item.input_audio_transcription.delta", "item_id": s.item,
-                                 "content_index": 0, "delta": e.text[len(s.sent):]})
-                s.sent = e.text
+                                 "content_index": 0, "delta": settled[len(s.sent):]})
+                s.sent = settled
             if e.type == "final":
                 await self.close_item(e.text, round(e.end * 1000))
                 closed = True
@@ -346,7 +350,7 @@ def add_streaming_routes(app: FastAPI, server: Server) -> None:
                 for e in events:
                     await ws.send_json(e.to_dict())
                 if message.get("bytes") is None and control == "finish":
-                    await ws.send_json({"type": "done", "text": session.recognizer.text})
+                    await ws.send_json({"type": "done", "text": session.recognizer.text()})
                     await ws.close()
                     return
             except WebSocketDisconnect:
