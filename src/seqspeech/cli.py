@@ -74,6 +74,8 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="progress bar on stderr (default: when stderr is a terminal and the work takes more than 2 s)",
     )
+    p.add_argument("--word-timestamps", action="store_const", const=True, default=None,
+                   help="each segment's words with start and end times (json, jsonl); Whisper and CTC models")
     w = p.add_argument_group("Whisper models (the default whisper-tiny.en, or any Whisper checkpoint)")
     w.add_argument("--compute-type", default=None,
                    choices=["float32", "int8", "int8_all", "float16", "bfloat16"],
@@ -141,7 +143,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         names = ("beam_size", "use_lm", "lm_weight", "word_bonus", "batch_size") if family in ("ctc", "transducer") else (
             "beam_size", "use_lm", "lm_weight", "ctc_weight", "eos_threshold", "coverage_weight", "length_penalty",
             "batch_size")
-        return _run_transcribe(args, asr, _given(args, *names))
+        return _run_transcribe(args, asr, _given(args, *names, "word_timestamps"))
     asr = load_model(args.model, device=args.device, compute_type=args.compute_type)
     beam_size = WHISPER_BEAM_SIZE if args.beam_size is None else args.beam_size
     temperature = 0.0 if args.temperature is None else args.temperature
@@ -152,7 +154,7 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         temperature=_temperatures(temperature, increment),
         task=args.task or "transcribe",
         **_given(args, "patience", "length_penalty", "language", "initial_prompt", "condition_on_previous_text",
-                 "without_timestamps", "vad", "batch_size", "padding"),
+                 "without_timestamps", "vad", "batch_size", "padding", "word_timestamps"),
     )
     if args.short_window is not None:
         options["short_window_s"] = args.short_window
@@ -377,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_align(sub)
     _add_plot_attention(sub)
     from .cli_corpus import add_parser as add_corpus
+    from .cli_export import add_parser as add_export
+    from .cli_serve import add_parser as add_serve
     from .cli_stream import add_parser as add_stream
     from .cli_tts import add_parser as add_synthesize
     from .cli_watermark import add_parser as add_detect_watermark
@@ -385,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_synthesize(sub)
     add_detect_watermark(sub)
     add_stream(sub)
+    add_export(sub)
+    add_serve(sub)
     return parser
 
 

@@ -14,7 +14,6 @@ from seqspeech.asr.transcribe import Segment, Transcript
 from seqspeech.serving.registry import ServedModel
 
 
-
 class SlowASR:
     """``transcribe_batch`` sleeps ``delay`` seconds per batch and answers "heard N samples"; ``batches`` records
     the size of each batch and ``heard`` every input's sample count."""

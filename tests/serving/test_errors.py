@@ -12,7 +12,6 @@ import time
 import httpx2 as httpx
 import openai
 import pytest
-
 from serving_fakes import fake_asr, fake_voice, wav_bytes
 
 KEY = {"Authorization": "Bearer test-key"}
@@ -119,7 +118,7 @@ def test_speech_bad_bodies_are_400(real_server) -> None:
 
 
 def test_overload_answers_503_with_retry_after_and_nothing_else(live_server) -> None:
-    model, asr = fake_asr(delay=0.4)
+    model, _ = fake_asr(delay=0.4)
     live = live_server([model], max_queue=3, max_batch=1)
     clip = wav_bytes()
     with concurrent.futures.ThreadPoolExecutor(12) as pool:

@@ -61,6 +61,18 @@ def test_transcription_verbose_json_segments(client, clip) -> None:
     assert "".join(s.text for s in out.segments).strip() == out.text
 
 
+@pytest.mark.parametrize("model", ["whisper-1", "ctc-conformer-synth-en"])
+def test_transcription_word_timestamps(client, clip, model) -> None:
+    out = client.audio.transcriptions.create(model=model, file=("fox.wav", clip), response_format="verbose_json",
+                                             timestamp_granularities=["word"])
+    words = out.words
+    assert [w.word for w in words] == out.text.replace(",", "").replace(".", "").split()
+    assert all(w.word == w.word.strip() and w.start <= w.end for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    assert words[-1].end <= out.duration + 0.05 and words[0].start < 1.0
+    assert out.segments is None  # only what was asked for
+
+
 def test_transcription_streams_sse_deltas(client, synth_speech) -> None:
     long_clip = synth_speech("One sentence here. " * 3 + "And the last one is different.").read_bytes()
     stream = client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("long.wav", long_clip),
@@ -70,6 +82,30 @@ def test_transcription_streams_sse_deltas(client, synth_speech) -> None:
     assert kinds[-1] == "transcript.text.done" and kinds.count("transcript.text.delta") >= 1
     deltas = "".join(e.delta for e in events if e.type == "transcript.text.delta")
     assert deltas == events[-1].text and "different" in deltas.lower()
+
+
+def test_transcription_stream_sends_each_window_as_it_is_decoded(real_server, synth_speech) -> None:
+    import time
+
+    from seqspeech.audio.io import load_audio
+
+    speech = load_audio(synth_speech("The birch canoe slid on the smooth planks."), 16000)
+    pause = np.zeros(16000 * 2, np.float32)
+    audio = np.concatenate([speech, pause] * 9)  # about 45 s: two Whisper windows
+    buf = io.BytesIO()
+    sf.write(buf, audio, 16000, format="WAV")
+    arrivals = []
+    with httpx.stream("POST", real_server.url + "/v1/audio/transcriptions", timeout=300, headers={
+            "Authorization": "Bearer test-key"}, files={"file": ("long.wav", buf.getvalue())},
+                      data={"stream": "true", "model": "whisper-1"}) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                arrivals.append((time.perf_counter(), json.loads(line[6:])))
+    deltas = [(t, e) for t, e in arrivals if e["type"] == "transcript.text.delta"]
+    done_at, done = arrivals[-1]
+    assert done["type"] == "transcript.text.done" and "".join(e["delta"] for _, e in deltas) == done["text"]
+    assert done["text"].lower().count("smooth planks") >= 7
+    assert deltas[0][0] < done_at - 0.5  # the first window's text came well before the end
 
 
 def test_translation_of_english_speech_is_english(client, clip) -> None:
@@ -128,7 +164,7 @@ def test_speech_speed_changes_duration(client) -> None:
 
 
 def test_speech_streams_chunks_before_the_end(real_server) -> None:
-    text = " ".join(["This is sentence number %d of a long text." % i for i in range(6)])
+    text = " ".join([f"This is sentence number {i} of a long text." for i in range(6)])
     with httpx.stream("POST", real_server.url + "/v1/audio/speech", timeout=60,
                       headers={"Authorization": "Bearer test-key"},
                       json={"model": "tts-1", "voice": "slt", "input": text, "response_format": "pcm"}) as r:

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from seqspeech.audio.io import load_audio
@@ -111,7 +111,7 @@ def test_stream_asr_pcm_frames_partials_and_finals(real_server, clip) -> None:
             ws.send(pcm[i:i + 6400])
         ws.send(json.dumps({"type": "end"}))
         events = _events_until(ws, "done")
-        with pytest.raises(Exception):
+        with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)  # the server closed the stream
     partials = [e for e in events if e["type"] == "partial"]
     finals = [e for e in events if e["type"] == "final"]

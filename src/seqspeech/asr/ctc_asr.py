@@ -18,13 +18,22 @@ import torch
 
 from ..audio.features import KALDI_FRAME_SHIFT_MS
 from ..data.dataset import FeatureConfig, build_frontend
-from ..decoding.ctc import TokenWordMap, ctc_forced_align, ctc_greedy, ctc_prefix_beam_search, token_spans, word_spans
+from ..decoding.ctc import (
+    TokenSpan,
+    TokenWordMap,
+    WordSpan,
+    ctc_forced_align,
+    ctc_greedy,
+    ctc_prefix_beam_search,
+    token_spans,
+    word_spans,
+)
 from ..errors import DataError
 from ..text.tokenizers import Tokenizer
 from .ctc import CTCConfig, CTCModel
 from .package import ModelPackage, load_package, model_family, save_package
 from .package import package_metadata as _package_metadata
-from .transcribe import Segment
+from .transcribe import Segment, Word
 from .windowed import AudioInput, WindowedASR, input_name, lm_beside, load_wave_to_align
 
 WINDOW_S = 20.0  # long audio is decoded in windows of this many seconds
@@ -77,6 +86,7 @@ class CTCASR(WindowedASR):
     family = "ctc"
     window_s = WINDOW_S
     decode_options = frozenset({"beam_size", "use_lm", "lm_weight", "word_bonus"})
+    supports_word_timestamps = True  # from the forced alignment of each segment's own tokens
 
     def __init__(
         self,
@@ -167,22 +177,34 @@ class CTCASR(WindowedASR):
         )
         return [hyps[0].tokens if hyps else [] for hyps in nbest]
 
-    def decode_windows(self, pieces: list[np.ndarray], **options: Any) -> list[Segment]:
+    def decode_windows(self, pieces: list[np.ndarray], *, word_timestamps: bool = False,
+                       **options: Any) -> list[Segment]:
         log_probs, lens = self.log_probs(pieces)
         tokens = self.decode(log_probs, lens, **options)
-        return [self._segment(tokens[k], log_probs[k, : lens[k]].cpu()) for k in range(len(pieces))]
+        return [self._segment(tokens[k], log_probs[k, : lens[k]].cpu(), word_timestamps) for k in range(len(pieces))]
 
-    def _segment(self, tokens: list[int], log_probs: torch.Tensor) -> Segment:
-        offset = 0.0
+    def _align(self, log_probs: torch.Tensor, tokens: list[int]) -> tuple[list[TokenSpan], float]:
+        """Forced alignment of ``tokens`` (U,) to ``log_probs (T, V)``: timed, scored tokens and the path's
+        log-prob. DataError: more tokens than the frames can hold."""
+        labels, score = ctc_forced_align(log_probs, torch.tensor(tokens))
+        return token_spans(labels, tokens, log_probs=log_probs), score
+
+    def _words(self, spans: list[TokenSpan]) -> list[WordSpan]:
+        return word_spans(spans, self.word_map, self.frame_seconds)
+
+    def _segment(self, tokens: list[int], log_probs: torch.Tensor, word_timestamps: bool = False) -> Segment:
+        """One window's segment (window seconds); its words from the same alignment when asked for."""
         text = self.tokenizer.decode(tokens)
-        start, end, score = offset, offset + log_probs.shape[0] * self.frame_seconds, 0.0
+        start, end, score = 0.0, log_probs.shape[0] * self.frame_seconds, 0.0
+        words: list[Word] | None = [] if word_timestamps else None
         if tokens:
             try:
-                labels, score = ctc_forced_align(log_probs, torch.tensor(tokens))
-                spans = token_spans(labels, tokens)
-                start = offset + spans[0].start_frame * self.frame_seconds
-                end = offset + (spans[-1].end_frame + 1) * self.frame_seconds
-            except DataError:  # more tokens than frames: keep the window's span
+                spans, score = self._align(log_probs, tokens)
+                start = spans[0].start_frame * self.frame_seconds
+                end = (spans[-1].end_frame + 1) * self.frame_seconds
+                if word_timestamps:
+                    words = [Word(w.word, round(w.start_s, 3), round(w.end_s, 3), w.score) for w in self._words(spans)]
+            except DataError:  # more tokens than frames: keep the window's span (and no words)
                 pass
         return Segment(
             start=round(start, 3),
@@ -193,6 +215,7 @@ class CTCASR(WindowedASR):
             no_speech_prob=0.0,
             compression_ratio=0.0,
             temperature=0.0,
+            words=words,
         )
 
     def word_timestamps(self, audio: AudioInput, text: str | None = None) -> list[Any]:
@@ -206,7 +229,7 @@ class CTCASR(WindowedASR):
         if not tokens:
             return []
         try:
-            labels, _ = ctc_forced_align(lp, torch.tensor(tokens))
+            spans, _ = self._align(lp, tokens)
         except DataError as e:
             raise DataError(f"{input_name(audio)}: the transcript is longer than this audio can hold ({e})") from None
-        return word_spans(token_spans(labels, tokens, log_probs=lp), self.word_map, self.frame_seconds)
+        return self._words(spans)

@@ -55,6 +55,9 @@ class TranscribeOptions:
     # original 2022 recipe; measured better with beam search on our synthetic clips, see bench/)
     padding: str = "zeros"
     seed: int = 0  # for sampling at temperature > 0
+    # each segment's words with their times (openai-whisper's cross-attention DTW, asr/whisper_words.py); as in
+    # openai-whisper, a window then ends at its last word's end rather than its last timestamp token
+    word_timestamps: bool = False
 
     def __post_init__(self) -> None:
         if not self.temperatures:
@@ -70,6 +73,18 @@ class TranscribeOptions:
 
 
 @dataclass
+class Word:
+    """A word of a segment and its time in seconds. ``word`` is spelled as the model wrote it: Whisper's words
+    keep their leading space (openai-whisper's), so joining a segment's words gives its text; ``probability``:
+    the mean probability of its tokens (Whisper), or of its frames in the forced alignment (CTC)."""
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
 class Segment:
     start: float
     end: float
@@ -79,6 +94,7 @@ class Segment:
     no_speech_prob: float
     compression_ratio: float
     temperature: float
+    words: list[Word] | None = None  # None: not asked for (TranscribeOptions.word_timestamps)
 
 
 @dataclass
@@ -90,9 +106,13 @@ class Transcript:
     language_probs: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """As a plain dict; ``language_probs`` and each segment's ``words`` are left out where None."""
         out = asdict(self)
         if out["language_probs"] is None:
             out.pop("language_probs")
+        for segment in out["segments"]:
+            if segment["words"] is None:
+                segment.pop("words")
         return out
 
 
@@ -195,6 +215,7 @@ class _FileState:
         self.language: str | None = None
         self.language_probs: dict[str, float] | None = None
         self.time_map = time_map
+        self.last_speech = 0.0  # seconds: the end of the last word so far (word timestamps)
 
     @property
     def done(self) -> bool:
@@ -284,6 +305,11 @@ def decode_with_fallback(
     return [r if r is not None else _best_attempt(a, topts) for r, a in zip(results, attempts)]
 
 
+def _single_timestamp_ending(tokens: Sequence[int], tokenizer: "WhisperTokenizer") -> bool:
+    """The output ends in one timestamp after text: no speech follows it in the window."""
+    return [t >= tokenizer.timestamp_begin for t in tokens[-2:]] == [False, True]
+
+
 def _segments_from_tokens(
     result: DecodingResult,
     tokenizer: "WhisperTokenizer",
@@ -292,11 +318,12 @@ def _segments_from_tokens(
     input_stride: int,
     time_precision: float,
 ) -> tuple[list[Segment], int]:
-    """Cut one window's output into segments at timestamp pairs. Returns (segments, frames to advance)."""
+    """Cut one window's output into segments at timestamp pairs. Returns (segments, frames to advance); the
+    segments include instantaneous and empty ones (see :func:`_without_empty`)."""
     tokens = result.tokens
     tb = tokenizer.timestamp_begin
     is_ts = [t >= tb for t in tokens]
-    single_ending = is_ts[-2:] == [False, True]
+    single_ending = _single_timestamp_ending(tokens, tokenizer)
     consecutive = [i + 1 for i in range(len(tokens) - 1) if is_ts[i] and is_ts[i + 1]]
 
     def make(seg_tokens: list[int], start: float, end: float) -> Segment:
@@ -334,10 +361,29 @@ def _segments_from_tokens(
             duration = (stamps[-1] - tb) * time_precision
         segments.append(make(tokens, time_offset, time_offset + duration))
         advance = window_frames
-    for s in segments:  # instantaneous or empty segments carry no text
-        if s.start == s.end or not s.text.strip():
-            s.text, s.tokens = "", []
-    return [s for s in segments if s.text], max(advance, 1)
+    return segments, max(advance, 1)
+
+
+def _without_empty(segments: list[Segment]) -> list[Segment]:
+    """Instantaneous segments and those without text are dropped."""
+    return [s for s in segments if s.start != s.end and s.text.strip()]
+
+
+def _add_words(segments: list[Segment], advance: int, state: _FileState, result: DecodingResult, model: "Whisper",
+               tokenizer: "WhisperTokenizer", features: torch.Tensor, window_frames: int, time_offset: float,
+               task: str, probe: Any) -> int:
+    """Word timestamps for one window's ``segments`` (``features (1, S, D)``); returns the frames to advance:
+    as openai-whisper, to the last word's end unless the output ended in a single timestamp."""
+    from .whisper_words import add_word_timestamps, last_word_end
+
+    add_word_timestamps(segments, model, tokenizer, features, window_frames, time_offset=time_offset,
+                        last_speech=state.last_speech, language=state.language, task=task, probe=probe)
+    end = last_word_end(segments)
+    if end is not None:
+        state.last_speech = end
+        if end > time_offset and not _single_timestamp_ending(result.tokens, tokenizer):
+            advance = max(1, round(end * FRAMES_PER_SECOND) - state.seek)
+    return advance
 
 
 @torch.inference_mode()
@@ -351,6 +397,7 @@ def transcribe_audio(
     vad: Any = None,
     progress: bool | None = None,
     errors: str = "raise",
+    on_segments: Callable[[int, list[Segment]], None] | None = None,
 ) -> list[Transcript]:
     """Transcribe 16 kHz mono float32 arrays or AudioStreams (long files decoded window by window).
 
@@ -358,7 +405,8 @@ def transcribe_audio(
     openai-whisper's whole-file log-mel there, without holding the file.
 
     `vad` is a SileroVAD (required when options.vad is set). `errors="return"` puts an input's AudioError in its
-    place in the result instead of raising it.
+    place in the result instead of raising it. `on_segments(index, segments)` hears each window's segments as they
+    are decoded (times before the VAD's mapping back to the input).
     """
     input_stride = N_FRAMES // model.dims.n_audio_ctx  # mel frames per audio position (2)
     time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # seconds per timestamp step (0.02)
@@ -371,6 +419,11 @@ def transcribe_audio(
     feature_dtype = next(model.parameters()).dtype
     if feature_dtype not in (torch.float16, torch.bfloat16):
         feature_dtype = torch.float32
+    probe = None  # reads the alignment heads' cross-attention for word timestamps
+    if options.word_timestamps:
+        from .whisper_streaming import AlignmentProbe
+
+        probe = AlignmentProbe(model)
 
     def start(audio: "np.ndarray | AudioStream") -> _FileState:
         stream = audio if isinstance(audio, AudioStream) else AudioStream.from_array(audio)
@@ -436,7 +489,7 @@ def transcribe_audio(
                 )
             results = decode_with_fallback(model, tokenizer, features, per_row, options, generator)
 
-            for s, (_, window_frames), result in zip(active, windows, results):
+            for row, (s, (_, window_frames), result) in enumerate(zip(active, windows, results)):
                 before = s.seek
                 s.language = s.language or result.language
                 time_offset = s.seek * HOP_LENGTH / SAMPLE_RATE
@@ -454,8 +507,14 @@ def transcribe_audio(
                     segments, advance = _segments_from_tokens(
                         result, tokenizer, time_offset, window_frames, input_stride, time_precision
                     )
+                    if options.word_timestamps:
+                        advance = _add_words(segments, advance, s, result, model, tokenizer, features[row : row + 1],
+                                             window_frames, time_offset, base.task, probe)
+                    segments = _without_empty(segments)
                     s.seek += advance
                     s.segments.extend(segments)
+                    if on_segments is not None and segments:
+                        on_segments(group_start + group.index(s), segments)
                     s.all_tokens.extend(t for seg in segments for t in seg.tokens)
                     if not options.condition_on_previous_text or result.temperature > 0.5:
                         s.prompt_reset_since = len(s.all_tokens)
@@ -471,6 +530,9 @@ def transcribe_audio(
             for seg in s.segments:
                 seg.start = round(s.time_map(seg.start), 3)
                 seg.end = round(s.time_map(seg.end, is_end=True), 3)
+                for word in seg.words or []:
+                    word.start = round(s.time_map(word.start), 3)
+                    word.end = round(s.time_map(word.end, is_end=True), 3)
         out.append(
             Transcript(
                 text="".join(seg.text for seg in s.segments).strip(),

@@ -135,12 +135,14 @@ class WhisperASR:
         return self.transcribe_batch([audio], **options)[0]
 
     def transcribe_batch(
-        self, audios: Sequence[AudioInput], *, progress: bool | None = None, errors: str = "raise", **options: Any
+        self, audios: Sequence[AudioInput], *, progress: bool | None = None, errors: str = "raise",
+        on_segments: Any = None, **options: Any
     ) -> list[Transcript]:
         """Transcribe many inputs; short ones share decoder batches (`batch_size`, default 4).
 
         ``errors="return"`` puts an input's :class:`AudioError` in its place in the result instead of raising it,
-        so one unreadable file does not cost the others (the CLI's way)."""
+        so one unreadable file does not cost the others (the CLI's way). ``on_segments(index, segments)`` hears
+        each input's segments as they are decoded."""
         topts = split_options(**options)
         try:  # the language and task this model can do, checked before any audio is read
             self.tokenizer.sot_sequence(language=topts.decoding.language, task=topts.decoding.task)
@@ -156,6 +158,7 @@ class WhisperASR:
             vad=self.vad if topts.vad else None,
             progress=progress,
             errors=errors,
+            on_segments=on_segments,
         )
         return [failed.get(i, r) for i, r in enumerate(results)]
 

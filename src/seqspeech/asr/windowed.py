@@ -2,7 +2,9 @@
 
 A subclass implements :meth:`WindowedASR.decode_windows` (a batch of waveform windows -> one :class:`Segment`
 each, times relative to the window start); this class cuts the inputs, orders windows longest first so batches
-pad little, shifts segment times to the input's clock and assembles the transcripts.
+pad little, shifts segment (and word) times to the input's clock and assembles the transcripts. A subclass that
+sets ``supports_word_timestamps`` gets ``word_timestamps=True`` in ``decode_windows``' options when asked for
+words, and fills each segment's ``words``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +23,12 @@ from ..errors import AudioError, ConfigError, ModelLoadError
 from ..progress import progress_bar
 from .transcribe import AudioStream, Segment, Transcript, load_inputs
 
+# the model families whose transcripts can carry word timestamps (Whisper: cross-attention DTW; CTC: forced
+# alignment); the others raise ConfigError when asked
+WORD_TIMESTAMP_FAMILIES = ("whisper", "ctc")
+
 AudioInput = str | Path | bytes | np.ndarray | torch.Tensor | AudioStream
+SegmentCallback = Callable[[int, list[Segment]], None]  # (input index, its next segments)
 MIN_SPEECH_SAMPLES = SAMPLE_RATE // 10  # 0.1 s: shorter audio holds no word
 SILENT_PEAK = 10 ** (-70 / 20)  # a window whose loudest sample is below -70 dBFS holds no speech
 
@@ -66,12 +73,20 @@ def lm_beside(weights: Path, lm: str | os.PathLike | bool | None) -> Path | None
     return None
 
 
+def _shifted(segment: Segment, offset: float) -> Segment:
+    """``segment`` (and its words) with ``offset`` seconds added to its times."""
+    words = None if segment.words is None else [
+        replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3)) for w in segment.words]
+    return replace(segment, start=round(segment.start + offset, 3), end=round(segment.end + offset, 3), words=words)
+
+
 class WindowedASR:
     """Base for our trained recognisers: a ``model`` with a fbank ``frontend``, decoding audio in windows of
     ``window_s`` seconds."""
 
     window_s: float = 20.0
     decode_options: frozenset[str] = frozenset()
+    supports_word_timestamps: bool = False
     family: str = "?"
     model: torch.nn.Module
     frontend: torch.nn.Module
@@ -109,13 +124,20 @@ class WindowedASR:
 
     def transcribe_batch(
         self, audios: Sequence[AudioInput], *, batch_size: int = 8, progress: bool | None = None,
-        errors: str = "raise", **options: Any
+        errors: str = "raise", on_segments: SegmentCallback | None = None, **options: Any
     ) -> list[Transcript]:
-        """Many inputs, decoded in batches of windows of similar length.
+        """Many inputs, decoded in batches of windows of similar length. ``on_segments(index, segments)`` hears
+        each input's segments in order as soon as they and all before them are decoded (a server streams them).
 
         ``errors="return"`` puts an input's :class:`AudioError` in its place in the result instead of raising it,
-        so one unreadable file does not cost the others (the CLI's way)."""
-        unknown = set(options) - self.decode_options
+        so one unreadable file does not cost the others (the CLI's way). ``word_timestamps=True`` fills each
+        segment's ``words`` (families in ``WORD_TIMESTAMP_FAMILIES`` only: ConfigError for the others)."""
+        if options.pop("word_timestamps", False):
+            if not self.supports_word_timestamps:
+                raise ConfigError(f"word timestamps are supported for {' and '.join(WORD_TIMESTAMP_FAMILIES)} "
+                                  f"models only, not this {self.family} model")
+            options["word_timestamps"] = True  # only a supporting decode_windows takes the flag
+        unknown = set(options) - self.decode_options - {"word_timestamps"}
         if unknown:
             raise ConfigError(
                 f"unknown option(s) for a {self.family} model: {', '.join(sorted(unknown))}; "
@@ -134,15 +156,22 @@ class WindowedASR:
         length = [min(len(waves[i]) - s, step) for i, s in windows]
         order = sorted(range(len(windows)), key=lambda j: -length[j])
         results: dict[int, Segment] = {}
+        told = dict.fromkeys(range(len(waves)), 0)  # per input: its windows already given to on_segments
+        per_input = [[j for j, w in enumerate(windows) if w[0] == i] for i in range(len(waves))]
         bar = progress_bar(len(windows), desc="transcribe", unit="window", enabled=progress)
         for b in range(0, len(order), batch_size):
             chunk = order[b : b + batch_size]
             pieces = [waves[windows[j][0]][windows[j][1] : windows[j][1] + step] for j in chunk]
             for j, segment in zip(chunk, self.decode_windows(pieces, **options)):
-                offset = windows[j][1] / SAMPLE_RATE
-                results[j] = replace(segment, start=round(segment.start + offset, 3),
-                                     end=round(segment.end + offset, 3))
+                results[j] = _shifted(segment, windows[j][1] / SAMPLE_RATE)
             bar.update(len(chunk))
+            if on_segments is not None:
+                for i in sorted({windows[j][0] for j in chunk}):
+                    ready = per_input[i][told[i]:]
+                    ready = ready[: next((k for k, j in enumerate(ready) if j not in results), len(ready))]
+                    if ready:
+                        told[i] += len(ready)
+                        on_segments(i, [results[j] for j in ready if results[j].text])
         bar.close()
         out: list = []
         for i, wave in enumerate(waves):

@@ -23,8 +23,9 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,8 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import SeqSpeechError
 from .batching import ClientGone, DynamicBatcher, InFlight, Overloaded, RequestTimeout
-from .metrics import Metrics
 from .config import ServerConfig
+from .metrics import Metrics
 from .registry import ModelRegistry, ServedModel, UnknownModelError, model_from_zoo
 
 log = logging.getLogger("seqspeech.serving")

@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -99,7 +100,7 @@ class DynamicBatcher:
             self._task = asyncio.create_task(self._work())
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RequestTimeout(f"the request took longer than the server's limit of {timeout:g} s") from None
         finally:
             if not job.started and not job.dropped:  # cancelled or timed out while queued: it never runs
@@ -120,7 +121,7 @@ class DynamicBatcher:
                 self._arrival.clear()
                 try:
                     await asyncio.wait_for(self._arrival.wait(), left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             batch = [j for j in self._same_key(first) if not j.dropped][: self.max_batch]
             if not batch:

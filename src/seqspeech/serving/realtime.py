@@ -327,7 +327,7 @@ def add_streaming_routes(app: FastAPI, server: Server) -> None:
     async def stream_asr(ws: WebSocket, model: str | None = None, sample_rate: int = SAMPLE_RATE,
                          chunk_ms: float | None = None, language: str | None = None,
                          endpoint: bool = True) -> None:
-        await ws.accept()
+        await ws.accept(subprotocol=_accept_protocol(ws))
         try:
             session = await _new_session(server, model, sample_rate, endpoint=endpoint, language=language,
                                          chunk_ms=chunk_ms)
@@ -360,7 +360,7 @@ def add_streaming_routes(app: FastAPI, server: Server) -> None:
 
     @app.websocket("/v1/stream/tts")
     async def stream_tts(ws: WebSocket, voice: str | None = None, speed: float = 1.0) -> None:
-        await ws.accept()
+        await ws.accept(subprotocol=_accept_protocol(ws))
         while True:
             try:
                 message = await ws.receive()
@@ -376,7 +376,8 @@ def add_streaming_routes(app: FastAPI, server: Server) -> None:
                 tts = model.get()
                 await ws.send_json({"type": "audio.start", "sample_rate": tts.sample_rate, "voice": model.name})
                 chunks = iterate_in_thread(
-                    lambda: tts.synthesize_stream(request["text"], progress=False, speed=request["speed"]),
+                    lambda tts=tts, request=request: tts.synthesize_stream(request["text"], progress=False,
+                                                                           speed=request["speed"]),
                     model.executor, server.inflight[model.name])
                 samples = 0
                 async for chunk in chunks:

@@ -6,10 +6,12 @@ file; requests for one model with the same options run as one ``transcribe_batch
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,7 +25,7 @@ from ..audio.io import decode_audio_bytes
 from ..errors import ConfigError
 from ..formats import render
 from ..text.tokenizers.languages import LANGUAGES, language_code
-from .app import APIError, Server, sse
+from .app import APIError, Server, api_error, sse
 from .batching import unless_disconnected
 from .registry import ServedModel
 
@@ -32,6 +34,7 @@ GRANULARITIES = ("segment", "word")
 TRANSCRIPTION_FIELDS = ("file", "model", "language", "prompt", "temperature", "response_format",
                         "timestamp_granularities[]", "stream", "chunking_strategy")
 TRANSLATION_FIELDS = ("file", "model", "prompt", "temperature", "response_format")
+WORD_EDGE_PUNCTUATION = ".,!?;:\"'()[]«»¿¡…"
 MAX_FILENAME = 120  # characters of a client's file name quoted in a message
 
 
@@ -55,7 +58,7 @@ async def read_upload(request: Request, fields: tuple[str, ...]) -> tuple[dict[s
         detail = getattr(e, "detail", None) or getattr(e, "message", None) or str(e)
         raise APIError(400, f"malformed multipart body: {detail}") from None
     try:
-        unknown = sorted(set(form.keys()) - set(fields))
+        unknown = sorted(set(form) - set(fields))
         if unknown:
             raise APIError(400, f"unknown field(s) {', '.join(unknown)}; this route takes {', '.join(fields)}",
                            param=unknown[0])
@@ -66,7 +69,7 @@ async def read_upload(request: Request, fields: tuple[str, ...]) -> tuple[dict[s
         data = await upload.read()
         if not data:
             raise APIError(400, f"{name}: the uploaded file is empty (0 bytes)", param="file")
-        texts = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form.keys() if k != "file"}
+        texts = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form if k != "file"}
         return texts, data, name
     finally:
         await form.close()
@@ -132,8 +135,11 @@ def decode_options(model: ServedModel, *, task: str, language: str | None, promp
 def _transcribe_batch(model: ServedModel, server: Server, items: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
     """One batch (same options) through the model's ``transcribe_batch``; per-input errors stay per input."""
     asr = model.get()
-    waves = [w for w, _ in items]
+    waves = [w for w, _, _ in items]
     options = dict(items[0][1])
+    listeners = [tell for _, _, tell in items]
+    if any(listeners):  # streamed requests hear their segments as they are decoded
+        options["on_segments"] = lambda i, segments: listeners[i] and listeners[i](segments)
     began = time.perf_counter()
     results = asr.transcribe_batch(waves, errors="return", progress=False,
                                    batch_size=max(len(waves), 4 if model.family == "whisper" else 8), **options)
@@ -157,7 +163,8 @@ def verbose(transcript: Any, task: str, words: bool, segments: bool) -> dict[str
              "temperature": s.temperature, "avg_logprob": s.avg_logprob, "compression_ratio": s.compression_ratio,
              "no_speech_prob": s.no_speech_prob} for i, s in enumerate(transcript.segments)]
     if words:
-        out["words"] = [{"word": w.word, "start": w.start, "end": w.end}
+        # as OpenAI's: a word without the space and punctuation around it
+        out["words"] = [{"word": w.word.strip().strip(WORD_EDGE_PUNCTUATION), "start": w.start, "end": w.end}
                         for s in transcript.segments for w in (getattr(s, "words", None) or [])]
     return out
 
@@ -177,26 +184,46 @@ def render_transcript(transcript: Any, fmt: str, task: str, granularities: list[
                                 "segment" in granularities or not granularities))
 
 
-async def sse_transcript(transcript: Any) -> AsyncIterator[bytes]:
-    """OpenAI's streamed transcription events: a ``transcript.text.delta`` per segment, then
-    ``transcript.text.done`` with the whole text."""
-    for delta in text_deltas(transcript):
-        yield sse({"type": "transcript.text.delta", "delta": delta})
-    yield sse({"type": "transcript.text.done", "text": transcript.text, "usage": _usage(transcript)})
+def _deltas(segments: list, sent: str) -> list[str]:
+    """Segments -> the text pieces that extend ``sent`` (Whisper's segments carry their leading space; our models'
+    segments are joined by one)."""
+    out = []
+    for segment in segments:
+        text = segment.text if segment.text[:1].isspace() else " " + segment.text
+        piece = text if sent or out else text.lstrip()
+        if piece.strip():
+            out.append(piece)
+    return out
 
 
-def text_deltas(transcript: Any) -> list[str]:
-    """The transcript's text cut at its segments: pieces that concatenate to ``transcript.text`` exactly."""
-    text, pos, pieces = transcript.text, 0, []
-    for segment in transcript.segments:
-        words = segment.text.strip()
-        at = text.find(words, pos) if words else -1
-        if at >= 0:
-            pieces.append(text[pos : at + len(words)])
-            pos = at + len(words)
-    if pos < len(text):
-        pieces.append(text[pos:])
-    return [p for p in pieces if p]
+async def sse_transcript(segments: asyncio.Queue, result: asyncio.Future) -> AsyncIterator[bytes]:
+    """OpenAI's streamed transcription events: a ``transcript.text.delta`` for each segment as the model decodes it
+    (``segments`` gets lists of them from the model's thread), then ``transcript.text.done`` with the whole text.
+    Closing the stream (the client left) cancels a request still queued."""
+    sent = ""
+    try:
+        while True:
+            getter = asyncio.ensure_future(segments.get())
+            await asyncio.wait({getter, result}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                break
+            for delta in _deltas(getter.result(), sent):
+                sent += delta
+                yield sse({"type": "transcript.text.delta", "delta": delta})
+        while not segments.empty():  # the last window's segments arrived with the result
+            for delta in _deltas(segments.get_nowait(), sent):
+                sent += delta
+                yield sse({"type": "transcript.text.delta", "delta": delta})
+        transcript = result.result()
+        if isinstance(transcript, Exception):
+            yield sse({"type": "error", "error": {"message": api_error(transcript).message}})
+            return
+        if transcript.text != sent and transcript.text.startswith(sent):
+            yield sse({"type": "transcript.text.delta", "delta": transcript.text[len(sent):]})
+        yield sse({"type": "transcript.text.done", "text": transcript.text, "usage": _usage(transcript)})
+    finally:
+        result.cancel()
 
 
 
@@ -227,12 +254,22 @@ def add_transcription_routes(app: FastAPI, server: Server) -> None:
         wave = await run_in_threadpool(decode_audio_bytes, data, name)
         key = json.dumps(options, sort_keys=True, default=str)
         batcher = server.batcher(model, "transcribe", lambda items: _transcribe_batch(model, server, items))
+        if stream:
+            loop, segments = asyncio.get_running_loop(), asyncio.Queue()
+
+            def tell(found: list) -> None:  # on the model's thread
+                loop.call_soon_threadsafe(segments.put_nowait, found)
+
+            job = asyncio.ensure_future(batcher.submit((wave, options, tell), key,
+                                                       timeout=server.config.request_timeout_s))
+            await asyncio.sleep(0)  # queued now: an overloaded model says 503 before the stream starts
+            if job.done() and job.exception() is not None:
+                raise job.exception()
+            return StreamingResponse(sse_transcript(segments, job), media_type="text/event-stream")
         transcript = await unless_disconnected(
-            request, batcher.submit((wave, options), key, timeout=server.config.request_timeout_s))
+            request, batcher.submit((wave, options, None), key, timeout=server.config.request_timeout_s))
         if isinstance(transcript, Exception):
             raise transcript
-        if stream:
-            return StreamingResponse(sse_transcript(transcript), media_type="text/event-stream")
         return render_transcript(transcript, fmt, "transcribe" if task == "transcribe" else "translate",
                                  granularities)
 
