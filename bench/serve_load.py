@@ -244,12 +244,12 @@ def update_readme(results: dict) -> None:
                     + " |")
     if results.get("soak"):
         s = results["soak"]
-        rows += ["", f"Soak: {s['model']} at {s['rate_rps']:.2f} requests/s (2× capacity) for {s['seconds']:.0f} s: "
-                     f"{s['requests']} requests, answers {s['statuses']}, server memory growth "
-                     f"{s['memory_growth'] * 100:+.1f} %."]
+        rows += ["", (f"Soak: {s['model']} at {s['rate_rps']:.2f} requests/s (2× capacity) for {s['seconds']:.0f} "
+                      f"s: {s['requests']} requests, answers {s['statuses']}, server memory growth "
+                      f"{s['memory_growth'] * 100:+.1f} %.")]
     meta = results["meta"]
-    rows += ["", f"`python bench/serve_load.py{' --quick' if meta['quick'] else ''}` on {meta['machine']}, "
-                 f"{THREADS} threads, server and load generator on the same cores, {meta['date']}."]
+    rows += ["", (f"`python bench/serve_load.py{' --quick' if meta['quick'] else ''}` on {meta['machine']}, "
+                  f"{THREADS} threads, server and load generator on the same cores, {meta['date']}.")]
     readme.write_text(text.split(start)[0] + start + "\n" + "\n".join(rows) + "\n" + end + text.split(end)[1])
 
 

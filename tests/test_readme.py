@@ -313,6 +313,11 @@ EXPECT = {
     "curl -s -F file=@talk.wav http://127.0.0.1:8000/v1/audio/transcriptions": _transcript("smooth"),
     "curl -s -F file=@talk.wav -F response_format=srt": _transcript("00:00:00,000 --> "),
     "curl -s http://127.0.0.1:8000/v1/audio/speech": _decodes("hello.mp3", 0.8),
+    ".venv/bin/seqspeech export ctc-conformer-synth-en --format onnx --int8": _exists("onnx/ctc/manifest.json",
+                                                                                      "onnx/ctc/ctc.onnx"),
+    ".venv/bin/seqspeech export slt --format onnx": _exists("onnx/slt/acoustic.onnx", "onnx/slt/vocoder.onnx"),
+    ".venv/bin/seqspeech export ctc-conformer-synth-en --format triton":
+        _exists("triton/ctc-conformer-synth-en/config.pbtxt", "triton/ctc-conformer-synth-en-ctc/1/model.onnx"),
     "make demo": _demo_ran,
     ".venv/bin/seqspeech transcribe talk.wav": _transcript("smooth"),
     ".venv/bin/seqspeech transcribe a.wav b.flac c.mp3 --format jsonl": lambda out, work: _lines_of_json(out, 3),

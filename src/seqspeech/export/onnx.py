@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -536,10 +537,16 @@ def _quantize(path: Path) -> None:
     except ImportError as e:  # pragma: no cover - onnxruntime ships the quantizer; it needs the onnx package
         raise ConfigError(f"--int8 needs onnxruntime's quantizer and the onnx package "
                           f"(pip install 'seqspeech[export]'): {e}") from None
+    root = logging.getLogger()
+    level = root.level
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantize_dynamic(path, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS,
-                         extra_options={"MatMulConstBOnly": True})
+        root.setLevel(logging.ERROR)  # the quantizer logs advice ("consider pre-processing") on the root logger
+        try:
+            quantize_dynamic(path, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS,
+                             extra_options={"MatMulConstBOnly": True})
+        finally:
+            root.setLevel(level)
 
 
 def _write(plan: ExportPlan, out_dir: Path, *, name: str, int8: bool, opset: int) -> Path:

@@ -75,7 +75,7 @@ def model_from_zoo(name_or_path: str, *, device: str | None = None, backend: str
     if backend == "onnx":
         from ..export.runtime import load_onnx_model  # type: ignore[import-not-found]
 
-        model = load_onnx_model(name_or_path)
+        model = warmed_up(load_onnx_model(name_or_path))
         kind = "tts" if hasattr(model, "synthesize_stream") else "asr"
         return ServedModel(served_name(name_or_path), kind, getattr(model, "family", "onnx"), lambda: model,
                            instance=model)
