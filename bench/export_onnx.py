@@ -152,6 +152,7 @@ def main() -> None:
                 result = bench_tts(systems, rows, judge)
             elif name.startswith("whisper"):
                 systems = {"pytorch": seqspeech.load_model(name, device="cpu", compute_type="float32"),
+                           "pytorch-int8": seqspeech.load_model(name, device="cpu"),  # the CPU default
                            **onnx_systems}
                 result = bench_asr(name, systems, rows, WHISPER_OPTIONS)
             else:

@@ -195,10 +195,24 @@ async def soak(server: ServerProcess, model: str, corpus: list[dict], rate: floa
             await asyncio.sleep(1.0 / rate)
         await asyncio.gather(*tasks)
     memory.append((round(time.perf_counter() - began, 1), round(server.rss_mb(), 1)))
-    minute = max(1, len(memory) // 10)
-    start_mb, end_mb = np.mean([m for _, m in memory[1 : 1 + minute]]), np.mean([m for _, m in memory[-minute:]])
     return {"model": model, "rate_rps": round(rate, 3), "seconds": seconds, "requests": i, "statuses": statuses,
-            "rss_mb": memory, "memory_growth": round(float(end_mb / start_mb - 1), 4)}
+            "rss_mb": memory, **memory_summary(memory)}
+
+
+WARMUP_S = 120.0  # the allocator and the largest batches settle in the first minutes; growth is measured after
+
+
+def memory_summary(memory: list[tuple[float, float]]) -> dict:
+    """The server's memory over a soak: at the start, after the warm-up (mean over the minute after WARMUP_S), at
+    the end (mean over the last minute), growth from the warm-up to the end, and the trend after the warm-up."""
+    end_t = memory[-1][0]
+    warm = [v for t, v in memory if WARMUP_S <= t < WARMUP_S + 60] or [v for _, v in memory[: len(memory) // 2]]
+    last = [v for t, v in memory if t >= end_t - 60]
+    later = np.array([(t, v) for t, v in memory if t >= WARMUP_S] or memory)
+    slope = float(np.polyfit(later[:, 0], later[:, 1], 1)[0] * 60) if len(later) > 2 else float("nan")
+    return {"start_mb": memory[0][1], "warm_mb": round(float(np.mean(warm)), 1), "end_mb": round(float(np.mean(last)), 1),
+            "peak_mb": max(v for _, v in memory), "memory_growth": round(float(np.mean(last) / np.mean(warm) - 1), 4),
+            "trend_mb_per_min": round(slope, 2)}
 
 
 def direct_latency(model: str, corpus: list[dict]) -> list[float]:
@@ -220,6 +234,32 @@ def direct_latency(model: str, corpus: list[dict]) -> list[float]:
     return out
 
 
+def run_speech(min_requests: int) -> list[dict]:
+    server = ServerProcess("slt")
+    try:
+        asyncio.run(speech_load(server.url, 1, 2))
+        out = []
+        for c in SPEECH_LEVELS:
+            r = asyncio.run(speech_load(server.url, c, max(2 * c, min_requests // 2)))
+            print(f"speech c={c}: first byte {r['first_byte']} total {r['total']} {r['statuses']}", flush=True)
+            out.append(r)
+        return out
+    finally:
+        server.stop()
+
+
+def cli_latency(model: str, corpus: list[dict], n: int = 4) -> list[float]:
+    """`seqspeech transcribe CLIP --model MODEL` as a user runs it, one process per clip (start-up and model load
+    included): the latency the issue's "server overhead at concurrency 1" compares against."""
+    out = []
+    for clip in corpus[:n]:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "seqspeech.cli", "transcribe", clip["path"], "--model", model],
+                       check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": str(THREADS)})
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 # ---------------------------------------------------------------- report
 def update_readme(results: dict) -> None:
     readme = ROOT / "README.md"
@@ -228,12 +268,15 @@ def update_readme(results: dict) -> None:
     if start not in text:
         return
     rows = ["| model | batching | " + " | ".join(f"c={c} req/s (p50 / p95 s)" for c in results["meta"]["levels"])
-            + " | speed-up at c=16 | c=1 overhead vs direct call |",
-            "|---|---|" + "---|" * (len(results["meta"]["levels"]) + 2)]
+            + " | speed-up at c=16 | c=1 p50 vs `seqspeech transcribe` | c=1 p50 vs in-process call |",
+            "|---|---|" + "---|" * (len(results["meta"]["levels"]) + 3)]
     for model, r in results["asr"].items():
         for mode in ("on", "off"):
             cells = [f"{x['throughput_rps']:.2f} ({x['p50']:.2f} / {x['p95']:.2f})" for x in r[mode]]
-            extra = [f"{r['speedup_c16']:.2f}×", f"{r['overhead_c1'] * 100:+.0f} %"] if mode == "on" else ["", ""]
+            c1 = r[mode][0]["p50"] if r[mode][0]["concurrency"] == 1 else float("nan")
+            extra = [f"{r['speedup_c16']:.2f}×" if mode == "on" else "",
+                     f"{c1:.3f} s vs {r['cli_p50_s']:.2f} s" if "cli_p50_s" in r else "",
+                     f"{c1:.3f} s vs {r['direct_p50_s']:.3f} s ({c1 / r['direct_p50_s'] - 1:+.0%})"]
             rows.append(f"| {model} | {mode} | " + " | ".join(cells) + " | " + " | ".join(extra) + " |")
     if results.get("speech"):
         rows += ["", "| speech (slt, mp3) | " + " | ".join(f"c={x['concurrency']}" for x in results["speech"]) + " |",
@@ -245,8 +288,10 @@ def update_readme(results: dict) -> None:
     if results.get("soak"):
         s = results["soak"]
         rows += ["", (f"Soak: {s['model']} at {s['rate_rps']:.2f} requests/s (2× capacity) for {s['seconds']:.0f} "
-                      f"s: {s['requests']} requests, answers {s['statuses']}, server memory growth "
-                      f"{s['memory_growth'] * 100:+.1f} %.")]
+                      f"s: {s['requests']} requests, answers by status {s['statuses']}; server memory "
+                      f"{s['start_mb']:.0f} MB idle, {s['warm_mb']:.0f} MB after {WARMUP_S / 60:.0f} minutes, "
+                      f"{s['end_mb']:.0f} MB in the last minute ({s['memory_growth'] * 100:+.1f} % after the warm-up, "
+                      f"trend {s['trend_mb_per_min']:+.1f} MB/min, peak {s['peak_mb']:.0f} MB).")]
     meta = results["meta"]
     rows += ["", (f"`python bench/serve_load.py{' --quick' if meta['quick'] else ''}` on {meta['machine']}, "
                   f"{THREADS} threads, server and load generator on the same cores, {meta['date']}.")]
@@ -263,7 +308,26 @@ def main() -> None:
     ap.add_argument("--skip-speech", action="store_true")
     ap.add_argument("--quick", action="store_true", help="min 8 requests per level, levels 1,4,16, 60-s soak")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--only", choices=["cli", "speech"], default=None,
+                    help="measure only `seqspeech transcribe`'s latency per model (cli) or only speech, into the "
+                         "existing results")
     args = ap.parse_args()
+    if args.only:
+        results = json.loads(args.out.read_text())
+        if args.only == "cli":
+            corpus = clips(24)
+            for model in args.models.split(","):
+                entry = results["asr"][model]
+                entry["cli_p50_s"] = round(float(np.median(cli_latency(model, corpus))), 3)
+                print(f"{model}: CLI p50 {entry['cli_p50_s']} s", flush=True)
+        else:
+            results["speech"] = run_speech(args.min_requests)
+        if "soak" in results:
+            results["soak"].update(memory_summary([tuple(m) for m in results["soak"]["rss_mb"]]))
+        results["meta"]["command"] += f" + {' '.join(sys.argv)}"
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        update_readme(results)
+        return
     levels = [int(c) for c in args.levels.split(",")]
     if args.quick:
         args.min_requests, args.soak_seconds = 8, min(args.soak_seconds, 60)
@@ -286,6 +350,7 @@ def main() -> None:
                     entry[mode].append(r)
             finally:
                 server.stop()
+        entry["cli_p50_s"] = round(float(np.median(cli_latency(model, corpus))), 3)
         direct = direct_latency(model, corpus[: max(8, args.min_requests // 2)])
         by_c = {x["concurrency"]: x for x in entry["on"]}
         entry["direct_p50_s"] = round(float(np.median(direct)), 3)
@@ -296,16 +361,7 @@ def main() -> None:
               f"batching speed-up at c16 {entry['speedup_c16']}", flush=True)
         results["asr"][model] = entry
     if not args.skip_speech:
-        server = ServerProcess("slt")
-        try:
-            asyncio.run(speech_load(server.url, 1, 2))
-            results["speech"] = []
-            for c in SPEECH_LEVELS:
-                r = asyncio.run(speech_load(server.url, c, max(2 * c, args.min_requests // 2)))
-                print(f"speech c={c}: first byte {r['first_byte']} total {r['total']} {r['statuses']}", flush=True)
-                results["speech"].append(r)
-        finally:
-            server.stop()
+        results["speech"] = run_speech(args.min_requests)
     if not args.skip_soak:
         model = "ctc-conformer-synth-en"
         capacity = {x["concurrency"]: x for x in results["asr"].get(model, {}).get("on", [])}.get(16)

@@ -50,16 +50,11 @@ def test_matches_faster_whisper(asr, clips, beam_size):
 @pytest.fixture(scope="module")
 def openai_reference(tmp_path_factory):
     """openai-whisper's model with the same weights, converted to its .pt format."""
-    whisper = pytest.importorskip("whisper")
-    import torch
+    pytest.importorskip("whisper")
+    from whisper_reference import openai_tiny_en
 
-    from seqspeech.asr.whisper_loaders import load_whisper
-    from seqspeech.zoo import resolve
-
-    loaded = load_whisper(resolve("whisper-tiny.en")[0])
-    ckpt = tmp_path_factory.mktemp("openai") / "tiny.en.pt"
-    torch.save({"dims": loaded.dims.to_dict(), "model_state_dict": loaded.model.state_dict()}, ckpt)
-    return whisper.load_model(str(ckpt), device="cpu")
+    model = openai_tiny_en(tmp_path_factory.mktemp("openai"))
+    return model
 
 
 def test_greedy_matches_openai_whisper(asr, clips, openai_reference):

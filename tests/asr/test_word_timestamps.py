@@ -30,16 +30,12 @@ def asr():
 @pytest.fixture(scope="module")
 def openai_reference(tmp_path_factory):
     """openai-whisper's model with the same weights (its .pt format) and tiny.en's alignment heads."""
-    whisper = pytest.importorskip("whisper")
-    import torch
+    pytest.importorskip("whisper")
+    from whisper_reference import openai_tiny_en
 
-    from seqspeech.asr.whisper_loaders import load_whisper
-    from seqspeech.zoo import resolve
+    model = openai_tiny_en(tmp_path_factory.mktemp("openai"))
+    import whisper
 
-    loaded = load_whisper(resolve("whisper-tiny.en")[0])
-    ckpt = tmp_path_factory.mktemp("openai") / "tiny.en.pt"
-    torch.save({"dims": loaded.dims.to_dict(), "model_state_dict": loaded.model.state_dict()}, ckpt)
-    model = whisper.load_model(str(ckpt), device="cpu")
     model.set_alignment_heads(whisper._ALIGNMENT_HEADS["tiny.en"])
     return model
 

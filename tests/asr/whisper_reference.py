@@ -38,3 +38,16 @@ def random_inputs(batch: int, n_tokens: int, seed: int = 1) -> tuple[torch.Tenso
     mel = torch.randn(batch, TINY["n_mels"], 2 * TINY["n_audio_ctx"], generator=generator)
     tokens = torch.randint(0, TINY["n_vocab"], (batch, n_tokens), generator=generator)
     return mel, tokens
+
+
+def openai_tiny_en(folder) -> torch.nn.Module:
+    """openai-whisper's model with the shipped whisper-tiny.en weights (saved to ``folder`` in its .pt format)."""
+    import whisper
+
+    from seqspeech.asr.whisper_loaders import load_whisper
+    from seqspeech.zoo import resolve
+
+    loaded = load_whisper(resolve("whisper-tiny.en")[0])
+    ckpt = folder / "tiny.en.pt"
+    torch.save({"dims": loaded.dims.to_dict(), "model_state_dict": loaded.model.state_dict()}, ckpt)
+    return whisper.load_model(str(ckpt), device="cpu")

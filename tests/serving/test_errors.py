@@ -236,3 +236,24 @@ def test_errors_in_json_are_one_line_and_never_500_for_client_mistakes(real_serv
     assert r.status_code == 404 and json.loads(r.text)["error"]["message"]
     r = httpx.get(real_server.url + "/v1/audio/speech", headers=KEY)
     assert r.status_code == 405
+
+
+def test_concurrent_speech_streams_take_turns(live_server) -> None:
+    """Two streams of one voice alternate chunk by chunk: the second's first audio comes long before the first
+    stream ends (one voice thread, no waiting for whole streams)."""
+    model, voice = fake_voice(chunks=30, delay=0.04)  # 1.2 s of work per stream
+    live = live_server([model])
+
+    def first_and_last() -> tuple[float, float]:
+        t0 = time.perf_counter()
+        first = None
+        with httpx.stream("POST", live.url + "/v1/audio/speech", json={"input": "hi", "response_format": "pcm"},
+                          timeout=30) as r:
+            for _ in r.iter_raw():
+                first = first or time.perf_counter() - t0
+        return first, time.perf_counter() - t0
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        (first_a, last_a), (first_b, last_b) = pool.map(lambda _: first_and_last(), range(2))
+    assert max(first_a, first_b) < 0.5 < min(last_a, last_b), (first_a, last_a, first_b, last_b)
+    assert voice.made == 60

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -152,42 +152,39 @@ class DynamicBatcher:
         return [j for j in self._jobs if j.key == first.key and not j.dropped]
 
 
-async def iterate_in_thread(make_iter: Callable[[], Iterable[T]], executor: Executor,
-                            inflight: InFlight) -> AsyncIterator[T]:
-    """The items of ``make_iter()``, produced on ``executor`` (the model's thread) and yielded here as they come.
-    Counts in ``inflight`` (Overloaded at once when full) until the producer has stopped; closing this iterator
-    (the client disconnected) stops the producer before its next item."""
+async def iterate_in_thread(make_iter: Callable[[], Iterable[T]], executor: Executor, inflight: InFlight, *,
+                            read_ahead: int = 2) -> AsyncIterator[T]:
+    """The items of ``make_iter()``, each made by its own job on ``executor`` (the model's thread), yielded here as
+    they come (up to ``read_ahead`` made ahead of the consumer). Item by item, the streams of one model take turns
+    on its thread, so every stream's first item comes early instead of waiting for whole streams before it.
+    Counts in ``inflight`` (Overloaded at once when full) until the generator is closed; closing this iterator
+    (the client disconnected) stops it before its next item and runs its cleanup on the model's thread."""
     inflight.acquire()
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-    stop = threading.Event()
+    queue: asyncio.Queue = asyncio.Queue(maxsize=max(1, read_ahead))
+    done = object()
+    items: list[Iterator[T]] = []
 
-    def put(kind: str, value: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+    def step() -> Any:
+        if not items:
+            items.append(iter(make_iter()))
+        return next(items[0], done)
 
-    def produce() -> None:
+    def close() -> None:
+        if items:
+            getattr(items[0], "close", lambda: None)()
+
+    async def pump() -> None:
         try:
-            if stop.is_set():
-                return
-            items = iter(make_iter())
-            try:
-                for value in items:
-                    put("item", value)
-                    if stop.is_set():
-                        break
-            finally:  # a generator left early runs its cleanup now, on this thread
-                getattr(items, "close", lambda: None)()
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
-            put("error", e)
-        finally:
-            inflight.release()
-            put("end", None)
+            while (value := await loop.run_in_executor(executor, step)) is not done:
+                await queue.put(("item", value))
+            await queue.put(("end", None))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            await queue.put(("error", e))
 
-    try:
-        loop.run_in_executor(executor, produce)
-    except BaseException:
-        inflight.release()
-        raise
+    task = asyncio.ensure_future(pump())
     try:
         while True:
             kind, value = await queue.get()
@@ -198,7 +195,9 @@ async def iterate_in_thread(make_iter: Callable[[], Iterable[T]], executor: Exec
             else:
                 return
     finally:
-        stop.set()
+        task.cancel()
+        # after any step still running (one thread: jobs run in order); the slot is free once it has closed
+        loop.run_in_executor(executor, close).add_done_callback(lambda _: inflight.release())
 
 
 async def unless_disconnected(request: Any, work: Awaitable[T]) -> T:
