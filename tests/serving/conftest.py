@@ -6,54 +6,17 @@ whisper-tiny.en, the slt voice, rnnt-synth-en and ctc-conformer-synth-en once fo
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from serving_fakes import Live, start_live
 
 from seqspeech.serving.app import create_app
 from seqspeech.serving.config import ServerConfig
 from seqspeech.serving.registry import ServedModel
 
 REAL_MODELS = ("whisper-tiny.en", "slt", "rnnt-synth-en", "ctc-conformer-synth-en")
-
-
-@dataclass
-class Live:
-    url: str
-    app: Any
-    server: Any
-    thread: threading.Thread
-
-    @property
-    def state(self) -> Any:
-        return self.app.server  # the Guard's Server
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def start_live(app: Any) -> Live:
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    return Live(f"http://127.0.0.1:{port}", app, server, thread)
 
 
 @pytest.fixture(scope="session")

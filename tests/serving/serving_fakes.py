@@ -1,17 +1,54 @@
-"""Fake models for the serving tests: a recogniser that takes its time and records its batches, a voice that speaks
-slowly and notices when it is stopped."""
+"""Helpers of the serving tests: a live uvicorn server in a thread (``start_live``), and fake models: a recogniser
+that takes its time and records its batches, a voice that speaks slowly and notices when it is stopped."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from seqspeech.asr.transcribe import Segment, Transcript
 from seqspeech.serving.registry import ServedModel
+
+
+@dataclass
+class Live:
+    url: str
+    app: Any
+    server: Any
+    thread: threading.Thread
+
+    @property
+    def state(self) -> Any:
+        return self.app.server  # the Guard's Server
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_live(app: Any) -> Live:
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    return Live(f"http://127.0.0.1:{port}", app, server, thread)
+
 
 
 class SlowASR:

@@ -9,13 +9,12 @@ import numpy as np
 import openai
 import pytest
 import soundfile as sf
+from serving_fakes import start_live
 
 import seqspeech
 from seqspeech.export.onnx import export_onnx
 from seqspeech.serving.app import create_app
 from seqspeech.serving.config import ServerConfig
-
-from conftest import start_live  # noqa: E402  (tests/serving/conftest.py)
 
 SENTENCE = "the quick brown fox jumps over the lazy dog"
 
