@@ -11,24 +11,9 @@ from typing import Sequence
 
 from .errors import AudioError, ConfigError, SeqSpeechError
 from .fileio import check_output_dir, check_output_path, read_text_file, write_atomic
+from .decoding.options import WHISPER_BEAM_SIZE, WHISPER_BEST_OF
+from .decoding.options import temperature_ladder as _temperatures
 from .formats import FORMATS, render
-
-
-WHISPER_BEAM_SIZE = 5  # `transcribe` decodes Whisper with beam 5 by default, as faster-whisper's CLI does
-WHISPER_BEST_OF = 5  # samples per fallback temperature (openai-whisper's and faster-whisper's default)
-
-
-def _temperatures(start: float, increment: float | None) -> tuple[float, ...]:
-    """openai-whisper's ladder: start, start + increment, ... up to 1.0 (increment 0 or None: start alone)."""
-    if not increment:
-        return (start,)
-    if not 0 < increment <= 1:
-        raise ConfigError(f"--temperature-increment-on-fallback must be in (0, 1] (or 0: no fallback), got {increment}")
-    temps, t = [], start
-    while t <= 1.0 + 1e-6:
-        temps.append(round(t, 4))
-        t += increment
-    return tuple(temps) or (start,)
 
 
 # flags that only some model families take: giving one to another family is an error, not silently ignored

@@ -91,7 +91,7 @@ def test_transcription_stream_sends_each_window_as_it_is_decoded(real_server, sy
 
     speech = load_audio(synth_speech("The birch canoe slid on the smooth planks."), 16000)
     pause = np.zeros(16000 * 2, np.float32)
-    audio = np.concatenate([speech, pause] * 7)  # about 36 s: two Whisper windows
+    audio = np.concatenate([speech, pause] * 9)  # about 45 s: two Whisper windows, the second long enough to take time
     buf = io.BytesIO()
     sf.write(buf, audio, 16000, format="WAV")
     arrivals = []
@@ -104,7 +104,7 @@ def test_transcription_stream_sends_each_window_as_it_is_decoded(real_server, sy
     deltas = [(t, e) for t, e in arrivals if e["type"] == "transcript.text.delta"]
     done_at, done = arrivals[-1]
     assert done["type"] == "transcript.text.done" and "".join(e["delta"] for _, e in deltas) == done["text"]
-    assert done["text"].lower().count("smooth planks") >= 5
+    assert done["text"].lower().count("smooth planks") >= 7
     assert deltas[0][0] < done_at - 0.5  # the first window's text came well before the end
 
 

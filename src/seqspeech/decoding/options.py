@@ -71,3 +71,21 @@ class DecodingResult:
     no_speech_prob: float = float("nan")
     temperature: float = float("nan")
     compression_ratio: float = float("nan")
+
+
+# how `seqspeech transcribe` and the server decode Whisper unless told otherwise
+WHISPER_BEAM_SIZE = 5  # beam 5, as faster-whisper's CLI does
+WHISPER_BEST_OF = 5  # samples per fallback temperature (openai-whisper's and faster-whisper's default)
+
+
+def temperature_ladder(start: float, increment: float | None) -> tuple[float, ...]:
+    """openai-whisper's ladder: start, start + increment, ... up to 1.0 (increment 0 or None: start alone)."""
+    if not increment:
+        return (start,)
+    if not 0 < increment <= 1:
+        raise ConfigError(f"--temperature-increment-on-fallback must be in (0, 1] (or 0: no fallback), got {increment}")
+    temps, t = [], start
+    while t <= 1.0 + 1e-6:
+        temps.append(round(t, 4))
+        t += increment
+    return tuple(temps) or (start,)

@@ -22,6 +22,7 @@ from starlette.formparsers import MultiPartException
 
 from ..audio.constants import SAMPLE_RATE
 from ..audio.io import decode_audio_bytes
+from ..decoding.options import WHISPER_BEAM_SIZE, WHISPER_BEST_OF, temperature_ladder
 from ..errors import ConfigError
 from ..formats import render
 from ..text.tokenizers.languages import LANGUAGES, language_code
@@ -40,8 +41,6 @@ MAX_FILENAME = 120  # characters of a client's file name quoted in a message
 
 def whisper_defaults() -> dict[str, Any]:
     """Whisper decodes as ``seqspeech transcribe`` does: beam 5, best of 5 on fallback."""
-    from ..cli import WHISPER_BEAM_SIZE, WHISPER_BEST_OF
-
     return {"beam_size": WHISPER_BEAM_SIZE, "best_of": WHISPER_BEST_OF}
 
 
@@ -106,11 +105,9 @@ def decode_options(model: ServedModel, *, task: str, language: str | None, promp
                    temperature: float | None, words: bool) -> dict[str, Any]:
     """A request's fields -> the model's ``transcribe`` options (ConfigError -> 400 for what it cannot do)."""
     if model.family == "whisper":
-        from ..cli import _temperatures
-
         options = whisper_defaults()
         if temperature:  # 0 or none: openai-whisper's fallback ladder from 0, as OpenAI does
-            options["temperature"] = _temperatures(temperature, 0.2)
+            options["temperature"] = temperature_ladder(temperature, 0.2)
         if prompt:
             options["initial_prompt"] = prompt
         if language:
@@ -146,7 +143,7 @@ def _transcribe_batch(model: ServedModel, server: Server, items: list[tuple[Any,
     seconds = time.perf_counter() - began
     audio = sum(len(w) for w in waves) / SAMPLE_RATE
     if audio > 0:
-        for w in waves:
+        for _ in waves:  # one observation per request: the batch's RTF is each request's
             server.metrics.rtf.labels(model=model.name).observe(seconds / audio)
     server.metrics.audio_seconds.labels(model=model.name, kind="asr").inc(audio)
     return results
