@@ -71,14 +71,14 @@ def test_default_voice_first_audio_needs_one_acoustic_chunk(monkeypatch):
     vocoder's look-ahead plus the watermark's short first block and its look-ahead (the first-chunk latency)."""
     voice = _voice("slt")
     produced = []
-    mel_chunks = voice.mel_chunks
+    decode_windows = voice.acoustic.model.decode_windows
 
-    def counted(sentence, opts):
-        for chunk in mel_chunks(sentence, opts):
-            produced.append(chunk.shape[-1])
-            yield chunk
+    def counted(jobs):
+        chunks = decode_windows(jobs)
+        produced.extend(chunk.shape[-1] for chunk in chunks)
+        return chunks
 
-    monkeypatch.setattr(voice, "mel_chunks", counted)
+    monkeypatch.setattr(voice.acoustic.model, "decode_windows", counted)
     stream = voice.synthesize_stream(SENTENCES[1])
     first = next(stream)
     assert first.size > 0 and produced == [DEFAULT_CHUNK_FRAMES]

@@ -45,7 +45,7 @@ Shapes: B batch, U tokens, T mel frames, D = d_model, H heads, M = n_mels.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -302,11 +302,16 @@ class FFTStack(nn.Module):
         """Frames each side one output depends on (None: the whole sequence)."""
         return None if self.window is None else len(self.blocks) * (self.window + self.kernel // 2)
 
-    def forward(self, x: Tensor, lens: Tensor, start: int = 0) -> Tensor:
+    def forward(self, x: Tensor, lens: Tensor, start: int | Tensor = 0) -> Tensor:
         length = x.size(1)
         pad_mask = make_pad_mask(lens, length)
         visible = attention_mask(lens, length, self.window)
-        x = self.dropout(x + sinusoidal_positions(start, length, self.d_model, x.device).to(x.dtype))
+        if isinstance(start, Tensor):  # one start per row (chunks of different utterances in one batch)
+            table = sinusoidal_positions(0, int(start.max()) + length, self.d_model, x.device)
+            positions = table[start.to(x.device)[:, None] + torch.arange(length, device=x.device)]
+        else:
+            positions = sinusoidal_positions(start, length, self.d_model, x.device)
+        x = self.dropout(x + positions.to(x.dtype))
         for block in self.blocks:
             x = block(x, pad_mask, visible)
         return x
@@ -387,8 +392,8 @@ class FastSpeech2(nn.Module):
         """Normalised energy ``(B, U)`` -> ``(B, U, D)``: the embedding of its quantisation bin."""
         return self.energy_embedding(torch.bucketize(energy.float().contiguous(), self.energy_boundaries))
 
-    def decode(self, x: Tensor, lens: Tensor, start: int = 0) -> tuple[Tensor, Tensor]:
-        """Regulated frames ``x (B, T, D)``, ``lens (B,)`` (``start``: absolute frame of ``x[:, 0]``) ->
+    def decode(self, x: Tensor, lens: Tensor, start: int | Tensor = 0) -> tuple[Tensor, Tensor]:
+        """Regulated frames ``x (B, T, D)``, ``lens (B,)`` (``start``: absolute frame of ``x[:, 0]``, or ``(B,)``) ->
         ``(mel before the post-net, mel after it)``, each ``(B, T, M)``; equal when there is no post-net."""
         y = self.decoder(x, lens, start)
         before = self.mel_linear(y)
@@ -556,15 +561,36 @@ class FastSpeech2(nn.Module):
             raise ValueError(f"infer_stream takes one utterance, (U,) or (1, U) tokens, got {tuple(tokens.shape)}")
         y, mel_lens, *_ = self._adapt(tokens, None, speed, pitch_shift, energy_scale, max_frames)
         total = int(mel_lens[0])
-        context = self.stream_context
-        if context is None:
+        if self.stream_context is None:
             if total:
                 _, full = self.decode(y, mel_lens)
                 for start in range(0, total, chunk_frames):
                     yield full[0, start : start + chunk_frames].transpose(0, 1)
             return
-        for start in range(0, total, chunk_frames):
-            end = min(total, start + chunk_frames)
-            left, right = max(0, start - context), min(total, end + context)
-            _, mel = self.decode(y[:, left:right], mel_lens.new_tensor([right - left]), start=left)
-            yield mel[0, start - left : end - left].transpose(0, 1)
+        for window in self.stream_windows(total, chunk_frames):
+            yield self.decode_windows([(y[0], window)])[0]
+
+    def stream_windows(self, total: int, chunk_frames: int) -> list[tuple[int, int]]:
+        """``(start, end)`` of the chunks :meth:`infer_stream` decodes an utterance of ``total`` frames in."""
+        return [(start, min(total, start + chunk_frames)) for start in range(0, total, chunk_frames)]
+
+    @torch.no_grad()
+    def decode_windows(self, jobs: Sequence[tuple[Tensor, tuple[int, int]]]) -> list[Tensor]:
+        """Mel chunks of several utterances in one decoder pass (needs a ``decoder_window``): each job is an
+        utterance's regulated frames ``y (T, D)`` (from the variance adaptor) and a chunk ``(start, end)`` of it;
+        returns each chunk's mel ``(M, end - start)``, decoded with :attr:`stream_context` frames of context each side
+        as :meth:`infer_stream` does (the same values up to float rounding: rows are padded and masked)."""
+        context = self.stream_context
+        if context is None:
+            raise ConfigError("decode_windows needs a decoder_window (a decoder without one sees the whole utterance)")
+        if not jobs:
+            return []
+        spans = [(max(0, start - context), min(y.size(0), end + context)) for y, (start, end) in jobs]
+        width = max(right - left for left, right in spans)
+        x = torch.stack([F.pad(y[left:right], (0, 0, 0, width - (right - left)))
+                         for (y, _), (left, right) in zip(jobs, spans)])
+        lens = torch.tensor([right - left for left, right in spans], device=x.device)
+        starts = torch.tensor([left for left, _ in spans], device=x.device)
+        _, mel = self.decode(x, lens, start=starts)
+        return [mel[row, start - left : end - left].transpose(0, 1)
+                for row, ((_, (start, end)), (left, _)) in enumerate(zip(jobs, spans))]

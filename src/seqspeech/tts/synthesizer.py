@@ -225,21 +225,94 @@ class Synthesizer:
     def synthesize_stream(self, text: str, *, progress: bool | None = None,
                           **options: Any) -> Iterator[np.ndarray]:
         """Yield float32 audio chunks of ``text`` as they are ready (watermarked unless ``watermark=False``);
-        ``progress``: a bar over the sentences on stderr (None: when stderr is a terminal, after 2 s)."""
-        from .vocoders.streaming import StreamingVocoder
+        ``progress``: a bar over the sentences on stderr (None: when stderr is a terminal, after 2 s).
 
+        One :class:`SpeechStream` stepped alone: :meth:`step_streams` steps many at once (the server batches the
+        requests of one voice so)."""
+        from ..progress import progress_bar
+
+        stream = self.open_stream(text, **options)
+        bar = progress_bar(len(stream.sentences), desc="synthesize", unit="sentence", enabled=progress)
+        shown = 0
+        try:
+            while not stream.done:
+                samples = self.step_streams([stream])[0]
+                bar.update(stream.index - shown)
+                shown = stream.index
+                if samples.size:
+                    yield samples
+        finally:
+            bar.close()
+
+    def open_stream(self, text: str, **options: Any) -> SpeechStream:
+        """A :class:`SpeechStream` of ``text`` for :meth:`step_streams`.
+
+        Raises:
+            DataError: the text has nothing to speak. ConfigError: a bad option."""
         opts = SynthesisOptions(**options)
-        marker = self._marker(opts)
-        for i, sentence in self._sentence_bar(text, progress):
-            if i:
-                yield from _emit(marker, self._pause())
-            stream = StreamingVocoder(self.vocoder)
-            for chunk in self.mel_chunks(sentence, opts):
-                with torch.inference_mode():
-                    yield from _emit(marker, _to_numpy(stream.push(chunk.to(self.device))))
+        self._check_controls(opts)
+        return SpeechStream(self.sentences(text), opts, self._marker(opts))
+
+    def step_streams(self, streams: list[SpeechStream]) -> list[np.ndarray]:
+        """Advance each stream by one mel chunk: the FastSpeech 2 decoder runs once over the chunks of all streams
+        (with a ``decoder_window``), and the vocoder once over their windows (:func:`push_streams`). Returns each
+        stream's new float32 samples (possibly empty; a finished stream gives none). A stream's chunks
+        concatenate to what it gives stepped alone, up to float rounding."""
+        from .vocoders.streaming import StreamingVocoder, push_streams
+
+        live = [st for st in streams if not st.done]
+        heads: dict[int, list[np.ndarray]] = {id(st): [] for st in streams}
+        for st in live:
+            if st.source is None:  # the next sentence begins
+                if st.index:
+                    heads[id(st)].append(self._pause())
+                st.source = self._mel_source(st.sentences[st.index], st.opts)
+                st.vocoder = StreamingVocoder(self.vocoder)
+        windowed = [st for st in live if isinstance(st.source, _Windows)]
+        jobs = [st.source.next_job() for st in windowed if st.source.left()]
+        decoded = self.acoustic.model.decode_windows(jobs) if jobs else []
+        chunks: dict[int, torch.Tensor] = {}
+        for st in windowed:
+            chunks[id(st)] = decoded.pop(0) if st.source.left() else self._empty_mel()
+            st.source.advance()
+        finals = []
+        for st in live:
+            if isinstance(st.source, _Windows):
+                finals.append(not st.source.left())
+            else:  # a generator, one chunk ahead so its last chunk is known as such
+                chunks[id(st)] = st.source.pending if st.source.pending is not None else self._empty_mel()
+                st.source.advance()
+                finals.append(st.source.pending is None)
+        with torch.inference_mode():
+            waves = push_streams([st.vocoder for st in live], [chunks[id(st)].to(self.device) for st in live], finals)
+        done_now = {id(st): (wave, final) for st, wave, final in zip(live, waves, finals)}
+        out: list[np.ndarray] = []
+        for st in streams:
+            pieces = heads[id(st)]
+            if id(st) in done_now:
+                wave, final = done_now[id(st)]
+                pieces.append(_to_numpy(wave))
+                if final:
+                    st.source, st.index = None, st.index + 1
+            marked = [x for piece in pieces for x in _emit(st.marker, piece)]
+            if id(st) in done_now and st.index == len(st.sentences):
+                marked.extend(_finish(st.marker))
+                st.done = True
+            out.append(np.concatenate(marked) if marked else np.zeros(0, np.float32))
+        return out
+
+    def _mel_source(self, sentence: str, opts: SynthesisOptions) -> _Windows | _Lookahead:
+        model = self.acoustic.model
+        if self.acoustic.family == "fastspeech2" and model.stream_context is not None:
             with torch.inference_mode():
-                yield from _emit(marker, _to_numpy(stream.finish()))
-        yield from _finish(marker)
+                y, mel_lens, *_ = model._adapt(self._tokens(sentence), None, opts.speed, opts.pitch, opts.energy,
+                                               None)
+            total = int(mel_lens[0])
+            return _Windows(y[0, :total], model.stream_windows(total, opts.chunk_frames))
+        return _Lookahead(self.mel_chunks(sentence, opts))
+
+    def _empty_mel(self) -> torch.Tensor:
+        return torch.zeros(self.mel_config.n_mels, 0, device=self.device)
 
     def _marker(self, opts: SynthesisOptions) -> Any:
         if not opts.watermark:
@@ -292,3 +365,47 @@ def _stretch(mel: torch.Tensor, speed: float) -> torch.Tensor:
     frames = max(1, round(mel.shape[-1] / speed))
     return torch.nn.functional.interpolate(mel.unsqueeze(0), size=frames, mode="linear",
                                            align_corners=True).squeeze(0)
+
+
+@dataclass(eq=False)
+class SpeechStream:
+    """One text being spoken, between :meth:`Synthesizer.step_streams` calls: its sentences, the one being
+    spoken (``index``) and where in it (``source``: its mel chunks to come; ``vocoder``: its streaming vocoder),
+    and the watermarker's state. ``done`` once all its audio was returned."""
+
+    sentences: list[str]
+    opts: SynthesisOptions
+    marker: Any
+    index: int = 0
+    source: Any = None
+    vocoder: Any = None
+    done: bool = False
+
+
+class _Windows:
+    """A FastSpeech 2 sentence's regulated frames and the chunks still to decode from them (batched across
+    streams by :meth:`FastSpeech2.decode_windows`)."""
+
+    def __init__(self, frames: torch.Tensor, windows: list[tuple[int, int]]) -> None:
+        self.frames, self.windows = frames, windows
+
+    def left(self) -> bool:
+        return bool(self.windows)
+
+    def next_job(self) -> tuple[torch.Tensor, tuple[int, int]]:
+        return self.frames, self.windows[0]
+
+    def advance(self) -> None:
+        self.windows = self.windows[1:]
+
+
+class _Lookahead:
+    """Mel chunks from a generator (Tacotron 2, a global-attention FastSpeech 2), one read ahead so the last is
+    known."""
+
+    def __init__(self, chunks: Iterator[torch.Tensor]) -> None:
+        self.chunks = chunks
+        self.pending: torch.Tensor | None = next(chunks, None)
+
+    def advance(self) -> None:
+        self.pending = next(self.chunks, None)

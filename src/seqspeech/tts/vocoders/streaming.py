@@ -34,6 +34,8 @@ Shapes: n_mels bands, t frames per chunk, hop samples per frame.
 from __future__ import annotations
 
 import math
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +49,10 @@ from .hifigan import Generator, HiFiGAN
 if TYPE_CHECKING:
     from . import Vocoder
 
-__all__ = ["GL_CONTEXT_FRAMES", "GL_CROSSFADE_FRAMES", "StreamState", "StreamingVocoder", "receptive_field_frames"]
+__all__ = [
+    "GL_CONTEXT_FRAMES", "GL_CROSSFADE_FRAMES", "StreamState", "StreamingVocoder", "push_streams",
+    "receptive_field_frames",
+]
 
 GL_CONTEXT_FRAMES = 16  # Griffin-Lim windows: mel context on each side (256 ms at hop 256 / 16 kHz)
 GL_CROSSFADE_FRAMES = 4  # Griffin-Lim windows: frames cross-faded at each join (64 ms)
@@ -72,11 +77,16 @@ def receptive_field_frames(generator: Generator | HiFiGAN) -> int:
     gen = _generator_of(generator)
     if gen is None:
         raise ConfigError(f"receptive_field_frames needs a HiFi-GAN Generator, got {type(generator).__name__}")
-    left = right = 0
-    for n in range(gen.hop_length):
-        lo, hi = gen.input_span(n, n)
-        left, right = max(left, -lo), max(right, hi)
-    return max(left, right)
+    if gen not in _RECEPTIVE_FIELDS:  # tracing takes ~30 ms: once per generator, not once per stream
+        left = right = 0
+        for n in range(gen.hop_length):
+            lo, hi = gen.input_span(n, n)
+            left, right = max(left, -lo), max(right, hi)
+        _RECEPTIVE_FIELDS[gen] = max(left, right)
+    return _RECEPTIVE_FIELDS[gen]
+
+
+_RECEPTIVE_FIELDS: weakref.WeakKeyDictionary[Generator, int] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -98,6 +108,18 @@ class StreamState:
     finished: bool = False
 
 
+@dataclass
+class _Window:
+    """The mel frames one step vocodes (absolute frames ``start ..``), the frames ``[.., end)`` it completes, of
+    which ``[.., keep)`` are returned now; ``final``: the stream's last window."""
+
+    mel: Tensor
+    start: int
+    end: int
+    keep: int
+    final: bool
+
+
 class StreamingVocoder:
     """Incremental vocoding of one utterance with any :class:`~seqspeech.tts.vocoders.Vocoder`; see the module docs.
 
@@ -117,8 +139,9 @@ class StreamingVocoder:
             if not hasattr(vocoder, name):
                 raise ConfigError(f"StreamingVocoder: the vocoder ({type(vocoder).__name__}) has no {name}")
         generator = _generator_of(vocoder)
+        field = receptive_field_frames(generator) if generator is not None else None
         if context_frames is None:
-            context_frames = receptive_field_frames(generator) if generator is not None else GL_CONTEXT_FRAMES
+            context_frames = field if field is not None else GL_CONTEXT_FRAMES
         if crossfade_frames is None:
             crossfade_frames = 0 if generator is not None else GL_CROSSFADE_FRAMES
         for name, value in (("context_frames", context_frames), ("crossfade_frames", crossfade_frames)):
@@ -130,6 +153,9 @@ class StreamingVocoder:
         self.hop_length = int(vocoder.hop_length)
         self.n_mels = int(vocoder.n_mels)
         self.warm_start = isinstance(vocoder, GriffinLim)
+        # every returned sample is computed from mel inside the window, never from its right edge (padding there
+        # changes nothing before the last window): what lets push_streams pad windows to one batch
+        self.exact = field is not None and context_frames >= field
         fade = torch.linspace(0.0, math.pi, crossfade_frames * self.hop_length + 2)[1:-1]
         self.fade_in = 0.5 - 0.5 * torch.cos(fade)  # rises from ~0 to ~1; fade_in + fade_out == 1
         self.state = self._initial_state()
@@ -155,7 +181,14 @@ class StreamingVocoder:
         return self._feed(self.state.mel.new_zeros(self.n_mels, 0), final=True)
 
     def _feed(self, chunk: Tensor, final: bool) -> Tensor:
-        state, hop, context, crossfade = self.state, self.hop_length, self.context_frames, self.crossfade_frames
+        plan = self._plan(chunk, final)
+        if not isinstance(plan, _Window):
+            return plan
+        return self._take(plan, self._vocode(plan))
+
+    def _plan(self, chunk: Tensor, final: bool) -> Tensor | _Window:
+        """Buffer ``chunk``; the mel window to vocode next, or the samples to return when nothing needs vocoding."""
+        state, context, crossfade = self.state, self.context_frames, self.crossfade_frames
         if state.finished:
             raise AudioError("StreamingVocoder: the stream is finished; call reset() to start a new one")
         if chunk.dim() != 2 or chunk.shape[0] != self.n_mels:
@@ -173,19 +206,25 @@ class StreamingVocoder:
             return state.tail if state.tail is not None else chunk.new_zeros(0)
         start = max(0, state.emitted - context)
         window = state.mel[:, start - state.offset : min(state.frames, end + context) - state.offset]
+        return _Window(window, start, end, keep, final)
+
+    def _vocode(self, plan: _Window) -> Tensor:
         if self.warm_start:
-            known = self._known(state, start)
-            wave = self.vocoder.infer(window[None], init_wave=None if known is None else known[None])[0]
-        else:
-            wave = self.vocoder.infer(window[None])[0]
-        wave = wave[(state.emitted - start) * hop : (end - start) * hop]
+            known = self._known(self.state, plan.start)
+            return self.vocoder.infer(plan.mel[None], init_wave=None if known is None else known[None])[0]
+        return self.vocoder.infer(plan.mel[None])[0]
+
+    def _take(self, plan: _Window, wave: Tensor) -> Tensor:
+        """The new samples from the vocoded window ``wave``; advances the state."""
+        state, hop, context = self.state, self.hop_length, self.context_frames
+        wave = wave[(state.emitted - plan.start) * hop : (plan.end - plan.start) * hop]
         if state.tail is not None and state.tail.numel():
             overlap = state.tail.numel()  # always crossfade_frames * hop
             fade_in = self.fade_in.to(wave)
             wave = torch.cat([state.tail * (1 - fade_in) + wave[:overlap] * fade_in, wave[overlap:]])
-        out, tail = wave[: (keep - state.emitted) * hop], wave[(keep - state.emitted) * hop :]
-        state.tail = None if final else tail
-        state.emitted = keep
+        out, tail = wave[: (plan.keep - state.emitted) * hop], wave[(plan.keep - state.emitted) * hop :]
+        state.tail = None if plan.final else tail
+        state.emitted = plan.keep
         if self.warm_start:
             history = out if state.history is None else torch.cat([state.history, out])
             state.history = history[-context * hop :] if context else history[:0]
@@ -201,3 +240,39 @@ class StreamingVocoder:
         if state.tail is not None:
             parts.append(state.tail)
         return torch.cat(parts) if parts else None
+
+
+def push_streams(streams: Sequence[StreamingVocoder], chunks: Sequence[Tensor], finals: Sequence[bool]) -> list[Tensor]:
+    """``streams[i].push(chunks[i])`` (or its last chunk and ``finish`` when ``finals[i]``) for many streams at once:
+    the windows of streams that share a vocoder are vocoded as one batch. The samples equal each stream's own
+    ``push``/``finish`` up to float rounding: an exact stream's window is padded on the right only when it is not
+    its last (the padding lies outside every returned sample's receptive field); last windows and those of inexact
+    streams are batched only with windows of the same width (nothing padded); Griffin-Lim windows run one by one
+    (each warm-starts from its own stream's phase).
+
+    Returns the new samples of each stream, ``(s,)`` each (possibly empty)."""
+    if not len(streams) == len(chunks) == len(finals):
+        raise ValueError(f"push_streams: {len(streams)} streams, {len(chunks)} chunks and {len(finals)} finals")
+    plans = [s._plan(c, f) for s, c, f in zip(streams, chunks, finals)]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (stream, plan) in enumerate(zip(streams, plans)):
+        if not isinstance(plan, _Window):
+            continue
+        if stream.warm_start:  # its phase warm start is per stream
+            groups[(id(stream), -1)] = [i]
+            continue
+        width = -2 if stream.exact and not plan.final else plan.mel.shape[1]
+        groups.setdefault((id(stream.vocoder), width), []).append(i)
+    waves: dict[int, Tensor] = {}
+    for members in groups.values():
+        first = streams[members[0]]
+        if len(members) == 1:
+            waves[members[0]] = first._vocode(plans[members[0]])
+            continue
+        mels = [plans[i].mel for i in members]
+        width = max(m.shape[1] for m in mels)
+        batch = torch.stack([torch.nn.functional.pad(m, (0, width - m.shape[1])) for m in mels])
+        out = first.vocoder.infer(batch)
+        for row, i in enumerate(members):
+            waves[i] = out[row, : plans[i].mel.shape[1] * first.hop_length]
+    return [s._take(p, waves[i]) if isinstance(p, _Window) else p for i, (s, p) in enumerate(zip(streams, plans))]
