@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -75,23 +76,33 @@ class SlowASR:
 
 
 class SlowVoice:
-    """``synthesize_stream`` yields ``chunks`` chunks of 0.1 s, ``delay`` seconds apart; ``made`` counts them."""
+    """A voice with :class:`~seqspeech.tts.synthesizer.Synthesizer`'s stream protocol: a stream is ``chunks``
+    chunks of 0.1 s; one ``step_streams`` call takes ``delay`` seconds however many streams it steps (a batched
+    pass). ``made`` counts the chunks made, ``batches`` the size of every step."""
 
     sample_rate = 16000
 
     def __init__(self, chunks: int = 50, delay: float = 0.05) -> None:
         self.chunks, self.delay = chunks, delay
         self.made = 0
-        self.closed = threading.Event()
+        self.batches: list[int] = []
+
+    def open_stream(self, text: str, **options: Any) -> Any:
+        return types.SimpleNamespace(left=self.chunks, done=False)
+
+    def step_streams(self, streams: list[Any]) -> list[np.ndarray]:
+        time.sleep(self.delay)
+        self.batches.append(len(streams))
+        for stream in streams:
+            stream.left -= 1
+            stream.done = stream.left == 0
+            self.made += 1
+        return [np.full(1600, 0.1, np.float32) for _ in streams]
 
     def synthesize_stream(self, text: str, **options: Any) -> Iterator[np.ndarray]:
-        try:
-            for _ in range(self.chunks):
-                time.sleep(self.delay)
-                self.made += 1
-                yield np.full(1600, 0.1, np.float32)
-        finally:
-            self.closed.set()
+        stream = self.open_stream(text)
+        while not stream.done:
+            yield self.step_streams([stream])[0]
 
 
 def fake_asr(name: str = "fake-asr", delay: float = 0.2) -> tuple[ServedModel, SlowASR]:

@@ -554,7 +554,7 @@ class OnnxVocoder:
 
 class OnnxSynthesizer(Synthesizer):
     """:class:`~seqspeech.tts.synthesizer.Synthesizer` over an ONNX export. ``synthesize_stream`` yields the audio a
-    sentence at a time (the acoustic graph renders whole sentences): :meth:`Synthesizer.synthesize_sentences`."""
+    sentence at a time (the acoustic graph renders whole sentences)."""
 
     runtime = "onnxruntime"
 
@@ -568,9 +568,12 @@ class OnnxSynthesizer(Synthesizer):
         self.frontend = acoustic.frontend
         self.name = name
 
-    def synthesize_stream(self, text: str, *, progress: bool | None = None, **options: Any) -> Iterator[np.ndarray]:
-        """float32 chunks of ``text``'s audio, one sentence each (watermarked unless ``watermark=False``)."""
-        return self.synthesize_sentences(text, progress=progress, **options)
+    def _mel_source(self, sentence: str, opts: Any) -> Any:
+        """A whole sentence's mel as one chunk (the acoustic graph renders whole sentences): each step of a stream
+        (:meth:`Synthesizer.step_streams`) vocodes one sentence."""
+        from ..tts.synthesizer import _Lookahead
+
+        return _Lookahead(iter([self.mel(sentence, opts)]))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -69,6 +69,7 @@ class _Job:
     arrived: float = field(default_factory=time.monotonic)
     started: bool = False
     dropped: bool = False
+    counted: bool = True
 
 
 class DynamicBatcher:
@@ -89,11 +90,14 @@ class DynamicBatcher:
         self._arrival = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    async def submit(self, item: Any, key: Hashable = None, *, timeout: float | None = None) -> Any:
+    async def submit(self, item: Any, key: Hashable = None, *, timeout: float | None = None,
+                     counted: bool = True) -> Any:
         """Queue ``item``; its result once its batch ran. Raises :class:`Overloaded` at once when the model's queue
-        is full, :class:`RequestTimeout` after ``timeout`` seconds, and the item's own exception when it failed."""
-        self.inflight.acquire()
-        job = _Job(item, key, asyncio.get_running_loop().create_future())
+        is full, :class:`RequestTimeout` after ``timeout`` seconds, and the item's own exception when it failed.
+        ``counted=False``: the caller already holds a slot of the queue bound (a stream submitting its steps)."""
+        if counted:
+            self.inflight.acquire()
+        job = _Job(item, key, asyncio.get_running_loop().create_future(), counted=counted)
         self._jobs.append(job)
         self._arrival.set()
         if self._task is None or self._task.done():
@@ -105,7 +109,8 @@ class DynamicBatcher:
         finally:
             if not job.started and not job.dropped:  # cancelled or timed out while queued: it never runs
                 job.dropped = True
-                self.inflight.release()
+                if counted:
+                    self.inflight.release()
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -140,7 +145,8 @@ class DynamicBatcher:
             if self.on_batch:
                 self.on_batch(len(batch), time.perf_counter() - began)
             for j, r in zip(batch, results):
-                self.inflight.release()
+                if j.counted:
+                    self.inflight.release()
                 if j.future.done():
                     continue
                 if isinstance(r, BaseException):
@@ -150,54 +156,6 @@ class DynamicBatcher:
 
     def _same_key(self, first: _Job) -> list[_Job]:
         return [j for j in self._jobs if j.key == first.key and not j.dropped]
-
-
-async def iterate_in_thread(make_iter: Callable[[], Iterable[T]], executor: Executor, inflight: InFlight, *,
-                            read_ahead: int = 2) -> AsyncIterator[T]:
-    """The items of ``make_iter()``, each made by its own job on ``executor`` (the model's thread), yielded here as
-    they come (up to ``read_ahead`` made ahead of the consumer). Item by item, the streams of one model take turns
-    on its thread, so every stream's first item comes early instead of waiting for whole streams before it.
-    Counts in ``inflight`` (Overloaded at once when full) until the generator is closed; closing this iterator
-    (the client disconnected) stops it before its next item and runs its cleanup on the model's thread."""
-    inflight.acquire()
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue(maxsize=max(1, read_ahead))
-    done = object()
-    items: list[Iterator[T]] = []
-
-    def step() -> Any:
-        if not items:
-            items.append(iter(make_iter()))
-        return next(items[0], done)
-
-    def close() -> None:
-        if items:
-            getattr(items[0], "close", lambda: None)()
-
-    async def pump() -> None:
-        try:
-            while (value := await loop.run_in_executor(executor, step)) is not done:
-                await queue.put(("item", value))
-            await queue.put(("end", None))
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - handed to the consumer, which raises it
-            await queue.put(("error", e))
-
-    task = asyncio.ensure_future(pump())
-    try:
-        while True:
-            kind, value = await queue.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        task.cancel()
-        # after any step still running (one thread: jobs run in order); the slot is free once it has closed
-        loop.run_in_executor(executor, close).add_done_callback(lambda _: inflight.release())
 
 
 async def unless_disconnected(request: Any, work: Awaitable[T]) -> T:

@@ -35,8 +35,8 @@ from ..audio.constants import SAMPLE_RATE
 from ..errors import ConfigError, SeqSpeechError
 from .app import APIError, Server, api_error
 from .audio_out import pcm16
-from .batching import iterate_in_thread
 from .registry import ServedModel, UnknownModelError
+from .speech import speak
 
 REALTIME_RATE = 24000  # OpenAI Realtime's pcm16
 MIN_RATE, MAX_RATE = 8000, 48000
@@ -375,14 +375,11 @@ def add_streaming_routes(app: FastAPI, server: Server) -> None:
                 model = server.registry.find_voice(None, request["voice"])
                 tts = model.get()
                 await ws.send_json({"type": "audio.start", "sample_rate": tts.sample_rate, "voice": model.name})
-                chunks = iterate_in_thread(
-                    lambda tts=tts, request=request: tts.synthesize_stream(request["text"], progress=False,
-                                                                           speed=request["speed"]),
-                    model.executor, server.inflight[model.name])
                 samples = 0
-                async for chunk in chunks:
-                    samples += len(chunk)
-                    await ws.send_bytes(pcm16(chunk))
+                async for frame in speak(server, model, request["text"], lambda x, _: pcm16(x),
+                                         speed=request["speed"]):
+                    samples += len(frame) // 2
+                    await ws.send_bytes(frame)
                 await ws.send_json({"type": "audio.done", "seconds": round(samples / tts.sample_rate, 3)})
             except WebSocketDisconnect:
                 return

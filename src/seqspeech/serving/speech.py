@@ -1,26 +1,30 @@
 """``POST /v1/audio/speech``: text -> audio, streamed chunk by chunk as the voice speaks it.
 
-The voice's ``synthesize_stream`` runs on the model's thread; each float chunk is encoded (:mod:`.audio_out`) and
-sent at once, so the first bytes leave after the first mel chunk is vocoded, not after the whole text. With
+The speech of all requests to one voice is made in batched steps on the model's thread (:func:`speak`); each step's
+float samples are encoded (:mod:`.audio_out`) and sent at once, so the first bytes leave after the first mel chunk
+is vocoded, not after the whole text. With
 ``stream_format=sse`` the same bytes travel base64-encoded in ``speech.audio.delta`` events.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..errors import DataError
 from .app import APIError, Server, sse
 from .audio_out import FORMATS, PCM_RATE, AudioEncoder
-from .batching import iterate_in_thread
+from .registry import ServedModel
 
+Encode = Callable[[np.ndarray, bool], bytes]  # (new samples, last) -> bytes to send
 SPEECH_FIELDS = ("model", "input", "voice", "speed", "response_format", "stream_format", "instructions")
 STREAM_FORMATS = ("audio", "sse")
 
@@ -55,16 +59,50 @@ def _field(body: dict[str, Any], key: str, kind: type | tuple[type, ...], defaul
     return value
 
 
-def speech_chunks(voice: Any, text: str, encoder: AudioEncoder, **options: Any) -> Iterator[bytes]:
-    """The encoded bytes of ``text`` spoken by ``voice``, as they are ready."""
+def _speech_steps(items: list[tuple[Any, Any, Encode]]) -> list[bytes | Exception]:
+    """One batched step of several speech streams of one voice (``(voice, stream, encode)`` each): every stream's
+    next audio, encoded (``encode(samples, last)``) on the model's thread."""
+    voice = items[0][0]
+    waves = voice.step_streams([stream for _, stream, _ in items])
+    out: list[bytes | Exception] = []
+    for (_, stream, encode), samples in zip(items, waves):
+        try:
+            out.append(encode(samples, stream.done))
+        except Exception as e:  # noqa: BLE001 - this request's encoder failed, not the batch
+            out.append(e)
+    return out
+
+
+async def speak(server: Server, model: ServedModel, text: str, encode: Encode,
+                close: Callable[[], None] | None = None, **options: Any) -> AsyncIterator[bytes]:
+    """``text`` spoken by ``model``'s voice, encoded, as it is made. The speech of all requests to one voice is
+    stepped by one batcher: a step advances every stream by one mel chunk in one acoustic-model pass and one vocoder
+    pass (:meth:`~seqspeech.tts.synthesizer.Synthesizer.step_streams`). The request holds one slot of the model's
+    queue bound until it ends (Overloaded at once when full); ``close`` (the encoder's cleanup) runs on the model's
+    thread after any step still running, when the stream ends or its consumer goes away."""
+    loop = asyncio.get_running_loop()
+    voice = model.get()
+    inflight = server.inflight[model.name]
+    inflight.acquire()
     try:
-        for samples in voice.synthesize_stream(text, progress=False, **options):
-            if data := encoder.push(samples):
+        stream = await loop.run_in_executor(model.executor, lambda: voice.open_stream(text, **options))
+        batcher = server.batcher(model, "speech", _speech_steps)
+        while not stream.done:
+            data = await batcher.submit((voice, stream, encode), timeout=server.config.request_timeout_s,
+                                        counted=False)
+            if data:
                 yield data
-        if tail := encoder.finish():
-            yield tail
     finally:
-        encoder.close()
+        loop.run_in_executor(model.executor, close or (lambda: None)).add_done_callback(
+            lambda _: inflight.release())
+
+
+def _encoder_step(encoder: AudioEncoder) -> Encode:
+    def encode(samples: np.ndarray, last: bool) -> bytes:
+        data = encoder.push(samples) if samples.size else b""
+        return data + encoder.finish() if last else data
+
+    return encode
 
 
 def add_speech_routes(app: FastAPI, server: Server) -> None:
@@ -92,14 +130,13 @@ def add_speech_routes(app: FastAPI, server: Server) -> None:
         voice = model.get()
         encoder = AudioEncoder(fmt, voice.sample_rate)
         began = time.perf_counter()
-        chunks = iterate_in_thread(lambda: speech_chunks(voice, text, encoder, speed=speed), model.executor,
-                                   server.inflight[model.name])
+        chunks = speak(server, model, text, _encoder_step(encoder), encoder.close, speed=speed)
         try:
             first = await chunks.__anext__()  # errors before any audio (nothing speakable, a bad speed) are 4xx
         except StopAsyncIteration:
             raise DataError(f"nothing speakable in {text[:80]!r}") from None
         except BaseException:
-            encoder.close()
+            await chunks.aclose()
             raise
         server.metrics.first_byte.labels(model=model.name).observe(time.perf_counter() - began)
 
