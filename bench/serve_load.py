@@ -11,7 +11,8 @@ this machine's cores; the load generator is this process (asyncio, the `httpx2` 
   requests per second; latency p50/p95/p99; WER of the answers against the texts (a sanity check);
 * overhead at concurrency 1: the server's median latency against the same model's ``transcribe(path)`` in this
   process (what `seqspeech transcribe` runs), same decoding options, same clips;
-* speech (the slt voice): concurrency 1/4/16, time to the first audio byte and to the last, mp3 (OpenAI's default);
+* speech (the slt voice): concurrency 1/4/16, batching on and off, time to the first audio byte and to the last, mp3
+  (OpenAI's default);
 * soak: open-loop arrivals at twice the measured capacity (batched throughput at concurrency 16) for
   ``--soak-seconds`` on the CTC model; the server's resident memory sampled every 5 s, answers counted by status.
 
@@ -234,14 +235,15 @@ def direct_latency(model: str, corpus: list[dict]) -> list[float]:
     return out
 
 
-def run_speech(min_requests: int) -> list[dict]:
-    server = ServerProcess("slt")
+def run_speech(min_requests: int, batching: bool = True) -> list[dict]:
+    server = ServerProcess("slt", *(() if batching else ("--max-batch", "1")))
     try:
         asyncio.run(speech_load(server.url, 1, 2))
         out = []
         for c in SPEECH_LEVELS:
             r = asyncio.run(speech_load(server.url, c, max(2 * c, min_requests // 2)))
-            print(f"speech c={c}: first byte {r['first_byte']} total {r['total']} {r['statuses']}", flush=True)
+            print(f"speech batching {'on' if batching else 'off'} c={c}: {r['throughput_rps']} req/s, first byte "
+                  f"{r['first_byte']} total {r['total']} {r['statuses']}", flush=True)
             out.append(r)
         return out
     finally:
@@ -279,12 +281,19 @@ def update_readme(results: dict) -> None:
                      f"{c1:.3f} s vs {r['direct_p50_s']:.3f} s ({c1 / r['direct_p50_s'] - 1:+.0%})"]
             rows.append(f"| {model} | {mode} | " + " | ".join(cells) + " | " + " | ".join(extra) + " |")
     if results.get("speech"):
-        rows += ["", "| speech (slt, mp3) | " + " | ".join(f"c={x['concurrency']}" for x in results["speech"]) + " |",
-                 "|---|" + "---|" * len(results["speech"])]
-        rows.append("| first byte p50 / p95 s | " + " | ".join(
-            f"{x['first_byte']['p50']:.3f} / {x['first_byte']['p95']:.3f}" for x in results["speech"]) + " |")
-        rows.append("| whole answer p50 s | " + " | ".join(f"{x['total']['p50']:.2f}" for x in results["speech"])
-                    + " |")
+        rows += ["", "| speech (slt, mp3) | batching | " + " | ".join(f"c={x['concurrency']}" for x in results["speech"])
+                 + " | speed-up at c=16 |", "|---|---|" + "---|" * (len(results["speech"]) + 1)]
+        modes = [("on", results["speech"])] + ([("off", results["speech_off"])] if results.get("speech_off") else [])
+        for mode, levels in modes:
+            speedup = ""
+            if mode == "on" and results.get("speech_off"):
+                speedup = f"{levels[-1]['throughput_rps'] / results['speech_off'][-1]['throughput_rps']:.2f}×"
+            rows.append(f"| requests/s | {mode} | " + " | ".join(f"{x['throughput_rps']:.2f}" for x in levels)
+                        + f" | {speedup} |")
+            rows.append(f"| first byte p50 / p95 s | {mode} | " + " | ".join(
+                f"{x['first_byte']['p50']:.3f} / {x['first_byte']['p95']:.3f}" for x in levels) + " | |")
+            rows.append(f"| whole answer p50 s | {mode} | " + " | ".join(f"{x['total']['p50']:.2f}" for x in levels)
+                        + " | |")
     if results.get("soak"):
         s = results["soak"]
         rows += ["", (f"Soak: {s['model']} at {s['rate_rps']:.2f} requests/s (2× capacity) for {s['seconds']:.0f} "
@@ -322,6 +331,7 @@ def main() -> None:
                 print(f"{model}: CLI p50 {entry['cli_p50_s']} s", flush=True)
         else:
             results["speech"] = run_speech(args.min_requests)
+            results["speech_off"] = run_speech(args.min_requests, batching=False)
         if "soak" in results:
             results["soak"].update(memory_summary([tuple(m) for m in results["soak"]["rss_mb"]]))
         results["meta"]["command"] += f" + {' '.join(sys.argv)}"
@@ -362,6 +372,7 @@ def main() -> None:
         results["asr"][model] = entry
     if not args.skip_speech:
         results["speech"] = run_speech(args.min_requests)
+        results["speech_off"] = run_speech(args.min_requests, batching=False)
     if not args.skip_soak:
         model = "ctc-conformer-synth-en"
         capacity = {x["concurrency"]: x for x in results["asr"].get(model, {}).get("on", [])}.get(16)
