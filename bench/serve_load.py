@@ -11,7 +11,7 @@ this machine's cores; the load generator is this process (asyncio, the `httpx2` 
   requests per second; latency p50/p95/p99; WER of the answers against the texts (a sanity check);
 * overhead at concurrency 1: the server's median latency against the same model's ``transcribe(path)`` in this
   process (what `seqspeech transcribe` runs), same decoding options, same clips;
-* speech (the slt voice): concurrency 1/4/16, batching on and off, time to the first audio byte and to the last, mp3
+* speech (the slt voice): concurrency 1/4/16/64, batching on and off, time to the first audio byte and to the last, mp3
   (OpenAI's default);
 * soak: open-loop arrivals at twice the measured capacity (batched throughput at concurrency 16) for
   ``--soak-seconds`` on the CTC model; the server's resident memory sampled every 5 s, answers counted by status.
@@ -41,7 +41,7 @@ CACHE = ROOT / "bench" / "cache" / "serve_load"
 RESULTS = ROOT / "bench" / "results" / "serve_load.json"
 MODELS = ("ctc-conformer-synth-en", "rnnt-synth-en", "whisper-tiny.en")
 LEVELS = (1, 4, 16, 64)
-SPEECH_LEVELS = (1, 4, 16)
+SPEECH_LEVELS = (1, 4, 16, 64)
 ESPEAK_VOICES = ("en-us", "en", "en-gb-x-rp", "en-us+m3", "en-gb-scotland", "en-us+f2")
 SPEECH_TEXT = "Thank you for calling. Your appointment is confirmed for Tuesday at three in the afternoon."
 THREADS = 2
@@ -236,7 +236,7 @@ def direct_latency(model: str, corpus: list[dict]) -> list[float]:
 
 
 def run_speech(min_requests: int, batching: bool = True) -> list[dict]:
-    server = ServerProcess("slt", *(() if batching else ("--max-batch", "1")))
+    server = ServerProcess("slt", "--max-queue", "256", *(() if batching else ("--max-batch", "1")))
     try:
         asyncio.run(speech_load(server.url, 1, 2))
         out = []
@@ -287,7 +287,9 @@ def update_readme(results: dict) -> None:
         for mode, levels in modes:
             speedup = ""
             if mode == "on" and results.get("speech_off"):
-                speedup = f"{levels[-1]['throughput_rps'] / results['speech_off'][-1]['throughput_rps']:.2f}×"
+                on16, off16 = ([x for x in rs if x["concurrency"] == 16] for rs in (levels, results["speech_off"]))
+                if on16 and off16:
+                    speedup = f"{on16[0]['throughput_rps'] / off16[0]['throughput_rps']:.2f}×"
             rows.append(f"| requests/s | {mode} | " + " | ".join(f"{x['throughput_rps']:.2f}" for x in levels)
                         + f" | {speedup} |")
             rows.append(f"| first byte p50 / p95 s | {mode} | " + " | ".join(
