@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["load_model", "load_voice", "available_models", "__version__"]
+__all__ = ["load_model", "load_mt", "load_voice", "available_models", "__version__"]
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -84,3 +84,15 @@ def load_voice(name_or_path: "str | Path" = "slt", **kwargs: Any) -> Any:
         # resolve() only guessed "whisper" for a path it does not know: the TTS loader says what is wrong with it
         # (a folder without acoustic.safetensors, a corrupt or foreign file)
     return Synthesizer.from_path(path, **kwargs)
+
+
+def load_mt(name_or_path: "str | Path" = "mt-synth-es-en", **kwargs: Any) -> Any:
+    """A text translator (:class:`seqspeech.st.mt.Translator`) by zoo name or folder. kwargs: ``device``."""
+    from .errors import ModelLoadError
+    from .st.mt import Translator
+    from .zoo import resolve
+
+    path, family = resolve(name_or_path)
+    if family != "mt":
+        raise ModelLoadError(f"{name_or_path}: a {family!r} model, not a text translation (MT) model")
+    return Translator.from_path(path, name=str(name_or_path), **kwargs)

@@ -367,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_export import add_parser as add_export
     from .cli_serve import add_parser as add_serve
     from .cli_stream import add_parser as add_stream
+    from .cli_translate import add_parser as add_translate_text
     from .cli_tts import add_parser as add_synthesize
     from .cli_watermark import add_parser as add_detect_watermark
 
@@ -376,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_stream(sub)
     add_export(sub)
     add_serve(sub)
+    add_translate_text(sub)
     return parser
 
 

@@ -159,8 +159,11 @@ def resolve(name_or_path: str | Path) -> tuple[Path, str]:
 
 def _family_of(path: Path) -> str:
     from .asr.package import model_family
+    from .st.mt import is_mt_model
     from .tts.package import acoustic_file, tts_model_family
 
     if acoustic_file(path) is not None or tts_model_family(path) is not None:
         return "tts"
+    if is_mt_model(path):
+        return "mt"
     return model_family(path) or "whisper"

@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import json
 import socket
+import threading
 import time
 
 import httpx2 as httpx
@@ -258,3 +259,23 @@ def test_concurrent_speech_streams_share_batched_steps(live_server) -> None:
         (first_a, last_a), (first_b, last_b) = pool.map(lambda _: first_and_last(), range(2))
     assert voice.made == 60 and max(voice.batches) == 2
     assert max(first_a, first_b) < 0.5 and max(last_a, last_b) < 2.2, (first_a, last_a, first_b, last_b)
+
+
+def test_a_finished_speech_stream_frees_its_slot_before_the_client_sees_the_end() -> None:
+    """The slot of a speech stream is free when its last bytes have been handed out, not some time later (after the
+    model's thread got round to the cleanup, when the client may already have sent its next request and found the
+    queue full)."""
+    from seqspeech.serving.app import create_app
+    from seqspeech.serving.config import ServerConfig
+    from seqspeech.serving.speech import speak
+
+    model, _ = fake_voice(chunks=3, delay=0.01)
+    server = create_app(ServerConfig(max_queue=1), models=[model]).server
+
+    async def main() -> None:
+        for _ in range(3):
+            chunks = [c async for c in speak(server, model, "hi", lambda x, last: x.tobytes())]
+            assert len(chunks) == 3
+            assert server.inflight[model.name].count == 0
+
+    asyncio.run(main())

@@ -48,7 +48,7 @@ from seqspeech.decoding.search import Hypothesis
 from seqspeech.errors import ConfigError
 from seqspeech.nn.conformer import ConformerConfig
 from seqspeech.losses import IGNORE_ID, guided_attention_loss, label_smoothed_nll
-from seqspeech.nn.masks import make_pad_mask
+from seqspeech.nn.masks import make_pad_mask, wait_k_visible
 from seqspeech.nn.transformer import TransformerDecoder
 from seqspeech.training.sampling import GuidedAttentionConfig, ScheduledSamplingConfig
 
@@ -177,12 +177,16 @@ class AEDScorer:
         decoder: the model's :class:`TransformerDecoder` (put the model in eval mode first).
         memory: ``(B, T', De)`` encoder output; memory_lens ``(B,)`` with every length >= 1.
 
+    ``wait_k``: a wait-k policy (simultaneous translation): the token after decoder position ``p`` (``p = 0`` is
+    the start token) attends only the first ``p + k`` source frames.
+
     The source keys/values are projected once per utterance here; :meth:`init_state` gives B rows, the search
     reorders them with :meth:`select_state`. ``score(tokens (N, L), state)`` feeds ``tokens[:, consumed:]`` (the
     prompt on the first call, then one token per call) and returns the next token's log-probs ``(N, V)`` float32.
     """
 
-    def __init__(self, decoder: TransformerDecoder, memory: Tensor, memory_lens: Tensor) -> None:
+    def __init__(self, decoder: TransformerDecoder, memory: Tensor, memory_lens: Tensor, *,
+                 wait_k: int | None = None) -> None:
         if memory.dim() != 3 or memory_lens.shape != (memory.size(0),):
             raise ValueError(
                 f"expected memory (B, T', D) and memory_lens (B,), got {tuple(memory.shape)} and "
@@ -199,6 +203,9 @@ class AEDScorer:
         self.src_k = [k for k, _ in kv]
         self.src_v = [v for _, v in kv]
         self.src_visible = ~make_pad_mask(memory_lens, self.frames)[:, None, None, :]  # (B, 1, 1, T')
+        if wait_k is not None and (isinstance(wait_k, bool) or not isinstance(wait_k, int) or wait_k < 1):
+            raise ValueError(f"wait_k must be None or an int >= 1, got {wait_k!r}")
+        self.wait_k = wait_k
 
     def init_state(self) -> AEDDecoderState:
         """The empty history for each of the B utterances."""
@@ -228,6 +235,9 @@ class AEDScorer:
         x = self.decoder.embed_tokens(new, start=state.consumed)
         rows = state.batch
         visible = self.src_visible[rows]
+        if self.wait_k is not None:  # (N, 1, L, T')
+            visible = visible & wait_k_visible(state.consumed, new.size(1), self.frames, self.wait_k,
+                                               visible.device)[None, None]
         self_k, self_v = [], []
         coverage = state.coverage
         for i, layer in enumerate(self.decoder.layers):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -35,7 +36,7 @@ from torch import Tensor
 from ..config import from_mapping, to_mapping
 from ..errors import ConfigError
 from .ctc import CTCPrefixScorer
-from .interfaces import LengthNormalizedRanker, ScoredSum, Scorer
+from .interfaces import LengthNormalizedRanker, LogitFilter, ScoredSum, Scorer
 from .search import (
     EOSThreshold,
     Hypothesis,
@@ -167,6 +168,7 @@ def attention_decode(
     memory_lens: Tensor,
     options: AttentionDecodeOptions | None = None,
     lm: Scorer | None = None,
+    filters: Sequence[LogitFilter] = (),
 ) -> list[list[Hypothesis]]:
     """Decode B inputs from their encoder output; per input its n-best (best first).
 
@@ -176,6 +178,8 @@ def attention_decode(
         options: :class:`AttentionDecodeOptions` (default: greedy).
         lm: a token-level Scorer over the same vocabulary with ``init_state(n)`` (n rows), used when
             ``options.lm_weight != 0``.
+        filters: more :class:`~seqspeech.decoding.interfaces.LogitFilter` s (before the length cap, which stays
+            last), e.g. a wait-k policy's :class:`~seqspeech.decoding.search.MinNewTokensPerInput`.
 
     Returns per input a list of at most ``options.nbest`` hypotheses: tokens without ``<sos/eos>``, and
     sum_logprob the search's score (fused log-probs plus any coverage bonus; see
@@ -212,7 +216,7 @@ def attention_decode(
         aux.append((options.lm_weight, lm))
         aux_states.append(init(batch))
 
-    filters: list[Any] = []
+    filters = list(filters)
     if options.eos_threshold is not None:
         filters.append(EOSThreshold(eos, options.eos_threshold))
     if options.min_new_tokens > 0:

@@ -143,6 +143,27 @@ class MinNewTokens:
             logits[:, self.eos] = NEG_INF
 
 
+class MinNewTokensPerInput:
+    """Forbid end-of-sequence in rows of input ``b`` until ``mins[b]`` new tokens follow the prompt (a wait-k
+    policy may not end before it has read the whole source). Rows are laid out as for
+    :class:`MaxNewTokensPerInput`."""
+
+    def __init__(self, mins: Tensor, prompt_len: int, eos: int) -> None:
+        self.mins = mins.detach().to(torch.long).reshape(-1)
+        if self.mins.numel() == 0:
+            raise ValueError("mins must be a non-empty tensor")
+        self.prompt_len, self.eos = prompt_len, eos
+
+    def apply(self, logits: Tensor, tokens: Tensor) -> None:
+        rows, inputs = logits.shape[0], self.mins.numel()
+        if rows % inputs:
+            raise ValueError(f"{inputs} minimum lengths cannot be spread over {rows} rows")
+        mins = self.mins.to(logits.device).repeat_interleave(rows // inputs)
+        early = (tokens.shape[1] - self.prompt_len < mins).nonzero().squeeze(1)
+        if early.numel():
+            logits[early, self.eos] = NEG_INF
+
+
 def new_token_caps(memory_lens: Tensor | Sequence[int], ratio: float, minimum: int = 1) -> Tensor:
     """Per-input length caps ``(B,)`` long: ``max(minimum, ceil(ratio * memory_lens[b]))`` new tokens.
 

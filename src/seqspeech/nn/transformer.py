@@ -61,13 +61,16 @@ class TransformerDecoderLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: Tensor, memory: Tensor, memory_lens: Tensor, need_weights: bool = False
+        self, x: Tensor, memory: Tensor, memory_lens: Tensor, need_weights: bool = False,
+        src_hide: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """``x (B, U, D)``, ``memory (B, T', D)``, ``memory_lens (B,)`` -> ``(x (B, U, D), source-attention weights
-        (B, H, U, T') | None)``."""
+        (B, H, U, T') | None)``; ``src_hide`` bool ``(B | 1, 1, U, T')``: source frames each position may not see
+        besides the padding (a wait-k policy)."""
         h = self.self_norm(x)
         x = x + self.dropout(self.self_attn(h, h, None, causal=True)[0])
-        attended, weights = self.src_attn(self.src_norm(x), memory, memory_lens, need_weights=need_weights)
+        attended, weights = self.src_attn(self.src_norm(x), memory, memory_lens, need_weights=need_weights,
+                                          hide=src_hide)
         x = x + self.dropout(attended)
         return x + self.dropout(self.ff(self.ff_norm(x))), weights
 
@@ -151,6 +154,8 @@ class TransformerDecoder(nn.Module):
         self.layers = nn.ModuleList(TransformerDecoderLayer(dim, heads, ff_dim, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
         self.output = None if tie_output else nn.Linear(dim, vocab_size)
+        if tie_output:  # the embedding is the output layer: N(0, 1/D) keeps the first logits near unit scale
+            nn.init.normal_(self.embed.weight, std=dim**-0.5)
         self.align_layer = align_layer % layers
 
     def embed_tokens(self, tokens: Tensor, start: int = 0) -> Tensor:
@@ -167,17 +172,19 @@ class TransformerDecoder(nn.Module):
         return self.output(x)
 
     def forward(
-        self, tokens: Tensor, memory: Tensor, memory_lens: Tensor, need_weights: bool = False
+        self, tokens: Tensor, memory: Tensor, memory_lens: Tensor, need_weights: bool = False,
+        src_hide: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher-forced pass: ``tokens (B, U)`` valid ids (pads any valid id), ``memory (B, T', De)``,
         ``memory_lens (B,)`` -> ``(logits (B, U, V), weights (B, U, T') | None)``: the mean over heads of layer
-        ``align_layer``'s source attention when ``need_weights`` (zero at padded frames)."""
+        ``align_layer``'s source attention when ``need_weights`` (zero at padded frames). ``src_hide``: see
+        :meth:`TransformerDecoderLayer.forward`."""
         memory = self.memory_proj(memory)
         x = self.embed_tokens(tokens)
         weights = None
         for i, layer in enumerate(self.layers):
             want = need_weights and i == self.align_layer
-            x, w = layer(x, memory, memory_lens, need_weights=want)
+            x, w = layer(x, memory, memory_lens, need_weights=want, src_hide=src_hide)
             if want:
                 assert w is not None
                 weights = w.mean(dim=1)

@@ -84,6 +84,7 @@ async def speak(server: Server, model: ServedModel, text: str, encode: Encode,
     voice = model.get()
     inflight = server.inflight[model.name]
     inflight.acquire()
+    ended = False
     try:
         stream = await loop.run_in_executor(model.executor, lambda: voice.open_stream(text, **options))
         batcher = server.batcher(model, "speech", _speech_steps)
@@ -92,9 +93,16 @@ async def speak(server: Server, model: ServedModel, text: str, encode: Encode,
                                         counted=False)
             if data:
                 yield data
+        ended = True
     finally:
-        loop.run_in_executor(model.executor, close or (lambda: None)).add_done_callback(
-            lambda _: inflight.release())
+        closing = loop.run_in_executor(model.executor, close or (lambda: None))
+        if ended:  # the slot is free before the client sees the end, so its next request finds it free
+            try:
+                await closing
+            finally:
+                inflight.release()
+        else:  # an error, or the consumer went away (cancelled: nothing more may be awaited here)
+            closing.add_done_callback(lambda _: inflight.release())
 
 
 def _encoder_step(encoder: AudioEncoder) -> Encode:

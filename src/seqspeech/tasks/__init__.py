@@ -34,6 +34,7 @@ TASKS: dict[str, Task] = {
     "asr_attention": Task("seqspeech.tasks.asr_attention", "AttentionRecipe", train="train_attention"),
     "asr_transducer": Task("seqspeech.tasks.asr_transducer", "TransducerRecipe", train="train_transducer"),
     "tts": Task("seqspeech.tasks.tts", "TTSRecipe", train="train_tts"),
+    "mt": Task("seqspeech.tasks.mt", "MTRecipe", train="train_mt"),
 }
 
 

@@ -45,7 +45,10 @@ class MultiHeadAttention(nn.Module):
         memory_lens: Tensor | None = None,
         causal: bool = False,
         need_weights: bool = False,
+        hide: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
+        """``hide``: more frames to hide, bool broadcastable to ``(B, 1, U, T)`` (True = hidden), e.g. a wait-k
+        policy's unread source."""
         batch, q_len, _ = query.shape
         k_len = memory.size(1)
         if causal and q_len != k_len:
@@ -55,6 +58,8 @@ class MultiHeadAttention(nn.Module):
             hidden = hidden | make_pad_mask(memory_lens, k_len)[:, None, None, :]
         if causal:
             hidden = hidden | torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).triu(1)
+        if hide is not None:
+            hidden = hidden | hide.to(query.device)
         blind = hidden.all(-1, keepdim=True)  # (B, 1, U, 1): rows that see nothing
         q, k, v = (
             self._split(self.query(query)),

@@ -1,0 +1,59 @@
+"""`seqspeech translate-text`: text machine translation (Spanish to English with the shipped model).
+
+    seqspeech translate-text "dónde está la llave"                    # where is the key
+    seqspeech translate-text "ellos visitarán a pablo" --wait-k 3     # the simultaneous (wait-3) policy
+    seqspeech translate-text --file sentences.txt                      # one sentence per line
+
+Prints one translation per line. Input is brought to the spoken form the recognisers write (numbers in words,
+lower case, no punctuation) and so is the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["DEFAULT_MT", "add_parser"]
+
+DEFAULT_MT = "mt-synth-es-en"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("translate-text", help="translate text (Spanish to English)",
+                       description="Translate text with a trained MT model: the whole sentence (beam search), or "
+                                   "under a wait-k policy as a simultaneous interpreter would.")
+    p.add_argument("text", nargs="*", help="the text to translate (several arguments are one sentence)")
+    p.add_argument("--file", type=Path, default=None, help="translate each non-empty line of this UTF-8 file")
+    p.add_argument("--model", default=DEFAULT_MT, help=f"MT model: zoo name or folder (default {DEFAULT_MT})")
+    p.add_argument("--beam-size", type=int, default=None, help="beam size (default: the model's, 5)")
+    p.add_argument("--wait-k", type=int, default=None, metavar="K",
+                   help="simultaneous policy: write each target token after reading K more source tokens")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_cmd_translate_text)
+
+
+def _cmd_translate_text(args: argparse.Namespace) -> int:
+    from . import load_mt
+    from .errors import ConfigError
+    from .fileio import read_text_file
+
+    if args.file is not None and args.text:
+        raise ConfigError("give the text as arguments or with --file, not both")
+    if args.file is not None:
+        lines = [line.strip() for line in read_text_file(args.file, what="text file").splitlines() if line.strip()]
+        if not lines:
+            raise ConfigError(f"{args.file}: no text to translate (the file has no non-empty line)")
+    elif args.text:
+        lines = [" ".join(args.text)]
+    else:
+        raise ConfigError("nothing to translate: give the text as arguments or --file FILE")
+    if args.beam_size is not None and args.beam_size < 1:
+        raise ConfigError(f"--beam-size must be >= 1, got {args.beam_size}")
+    if args.wait_k is not None and args.wait_k < 1:
+        raise ConfigError(f"--wait-k must be >= 1, got {args.wait_k}")
+    mt = load_mt(args.model, device=args.device)
+    for line in mt.translate(lines, beam_size=1 if args.wait_k else args.beam_size, wait_k=args.wait_k):
+        print(line)
+    sys.stdout.flush()
+    return 0
