@@ -85,3 +85,18 @@ def ship(run: Path, dest: Path, card: dict, decode: dict) -> None:
             "resolved_recipe": yaml.safe_load((run / "recipe.yaml").read_text())}
     write_atomic(dest / "model_card.json", json.dumps(card, indent=2) + "\n")
     print(f"shipped {dest} ({sum(f.stat().st_size for f in dest.iterdir()) / 1e6:.1f} MB)")
+
+
+def cpu_name() -> str:
+    """This machine's CPU model and whether it has native bf16 (speeds differ ~2x between the ones we run on)."""
+    import platform
+
+    import torch
+
+    from seqspeech.nn.precision import native_bf16
+
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor() or platform.machine())
+    return f"{name}, {'with' if native_bf16(torch.device('cpu')) else 'without'} native bf16"

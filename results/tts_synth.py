@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, relative, training_summary, update_readme  # noqa: E402
+from common import ROOT, cpu_name, relative, training_summary, update_readme  # noqa: E402
 
 OUT = ROOT / "results" / "tts_synth.json"
 SAMPLES = ROOT / "docs" / "samples"
@@ -200,21 +200,6 @@ def tacotron_alignment_health(acoustic: Path, utts: list) -> dict:
     return {"sentences": n, "diagonal_rate": round(diagonal / n, 3), "stop_token_rate": round(stopped / n, 3),
             "with_skips": skipped, "with_repeats": repeated, "with_stuck": stuck,
             "mean_diagonality": round(sum(diagonality) / n, 3)}
-
-
-def cpu_name() -> str:
-    """This machine's CPU model and whether it has native bf16 (speeds differ ~2x between the ones we run on)."""
-    import platform
-
-    import torch
-
-    from seqspeech.nn.precision import native_bf16
-
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
-                platform.processor() or platform.machine())
-    return f"{name}, {'with' if native_bf16(torch.device('cpu')) else 'without'} native bf16"
 
 
 def kept_sentences(kept: dict) -> int | None:

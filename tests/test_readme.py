@@ -40,6 +40,11 @@ TINY_TRAIN = ["--set", "train.max_minutes=null", "--set", "train.max_steps=3", "
 SHRINK: dict[str, dict[str, str] | list[str]] = {
     ".venv/bin/seqspeech corpus synth data/synth_en": {"--sentences": "10", "--dev": "2", "--test": "3"},
     ".venv/bin/seqspeech corpus synth data/synth_slt": {"--sentences": "10", "--dev": "2", "--test": "2"},
+    ".venv/bin/seqspeech train recipes/synth_es_en/mt.yaml": TINY_TRAIN + [
+        "--set", "data.pairs=300", "--set", "data.dev=10", "--set", "data.test=10", "--set", "data.batch_tokens=400",
+        "--set", "data.dev_bleu_sentences=5", "--set", "tokenizer.vocab_size=120", "--set", "model.dim=32",
+        "--set", "model.ff_dim=64", "--set", "model.encoder_layers=1", "--set", "model.decoder_layers=1",
+        "--set", "beam_size=2", "--set", "eval_wait_k=[2]"],
     ".venv/bin/seqspeech train recipes/": TINY_TRAIN,
     # a 3-step model never ends a hypothesis: keep its decoding short
     ".venv/bin/python results/asr_attention_synth.py": ["--max-utterances", "1", "--beam-size", "2", "--long-count",
@@ -168,6 +173,8 @@ def _write_inputs(work: Path, synth_speech) -> None:
         json.dumps({"path": "a.wav", "text": "The birch canoe slid on the smooth planks."}) + "\n"
         + json.dumps({"path": "b.flac", "text": "Glue the sheet to the dark blue background."}) + "\n")
     (work / "lines.txt").write_text("The first line.\nAnd the second one, on May 3rd.\n")
+    spanish, rate = sf.read(str(synth_speech("¿Dónde está la llave?", voice="es")), dtype="float32")
+    sf.write(work / "hola.wav", spanish, rate)
 
 
 @pytest.fixture(scope="module")
@@ -319,6 +326,12 @@ EXPECT = {
     ".venv/bin/seqspeech export ctc-conformer-synth-en --format triton":
         _exists("triton/ctc-conformer-synth-en/config.pbtxt", "triton/ctc-conformer-synth-en-ctc/1/model.onnx"),
     "make demo": _demo_ran,
+    '.venv/bin/seqspeech translate-text "dónde está la llave"': lambda out, work: out.strip() == "where is the key"
+        or pytest.fail(out),
+    '.venv/bin/seqspeech translate-text "ellos visitarán a pablo" --wait-k 3':
+        lambda out, work: out.strip() == "they will visit pablo" or pytest.fail(out),
+    ".venv/bin/seqspeech train recipes/synth_es_en/mt.yaml": _exists("runs/mt-es-en/model/model.safetensors",
+                                                                      "runs/mt-es-en/train_summary.json"),
     ".venv/bin/seqspeech transcribe talk.wav": _transcript("smooth"),
     ".venv/bin/seqspeech transcribe a.wav b.flac c.mp3 --format jsonl": lambda out, work: _lines_of_json(out, 3),
     ".venv/bin/seqspeech transcribe meeting.m4a --vad --format srt --output-dir subs/": _exists("subs/meeting.srt"),

@@ -56,6 +56,11 @@ def load_model(name_or_path: "str | Path" = "whisper-tiny.en", **kwargs: Any) ->
 
         kwargs.pop("compute_type", None)
         return Synthesizer.from_path(path, **kwargs)
+    if family == "mt":
+        from .errors import ModelLoadError
+
+        raise ModelLoadError(f"{name_or_path}: a text translation (MT) model, not a recogniser; load it with "
+                             "seqspeech.load_mt")
     raise NotImplementedError(f"model family {family!r}")  # pragma: no cover
 
 
@@ -80,7 +85,8 @@ def load_voice(name_or_path: "str | Path" = "slt", **kwargs: Any) -> Any:
         from .asr.package import model_family
 
         if key in MODELS or model_family(path) is not None:
-            raise ModelLoadError(f"{name_or_path}: a {family!r} speech recognition model, not a text-to-speech voice")
+            what = "text translation" if family == "mt" else "speech recognition"
+            raise ModelLoadError(f"{name_or_path}: a {family!r} {what} model, not a text-to-speech voice")
         # resolve() only guessed "whisper" for a path it does not know: the TTS loader says what is wrong with it
         # (a folder without acoustic.safetensors, a corrupt or foreign file)
     return Synthesizer.from_path(path, **kwargs)

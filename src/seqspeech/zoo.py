@@ -110,6 +110,14 @@ MODELS: dict[str, ZooEntry] = {
             locate=_repo_model("slt"),
         ),
         ZooEntry(
+            name="mt-synth-es-en",
+            family="mt",
+            description="Spanish-to-English text MT: Transformer encoder-decoder (unidirectional encoder) trained "
+            "with multi-path wait-k on 2 CPU cores on generated sentence pairs (recipes/synth_es_en/mt.yaml); "
+            "offline (beam) and simultaneous (wait-k) translation; spoken-form text in and out",
+            locate=_repo_model("mt-synth-es-en"),
+        ),
+        ZooEntry(
             name="tacotron2-slt",
             family="tts",
             description="Tacotron 2 (location-sensitive attention, reduction factor 2) + the slt HiFi-GAN, trained "
