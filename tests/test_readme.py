@@ -330,6 +330,8 @@ EXPECT = {
         or pytest.fail(out),
     '.venv/bin/seqspeech translate-text "ellos visitarán a pablo" --wait-k 3':
         lambda out, work: out.strip() == "they will visit pablo" or pytest.fail(out),
+    ".venv/bin/seqspeech translate hola.wav -o hello.wav --text": lambda out, work: (
+        _exists("hello.wav")(out, work), "translation: where is the key" in out or pytest.fail(out)),
     ".venv/bin/seqspeech train recipes/synth_es_en/mt.yaml": _exists("runs/mt-es-en/model/model.safetensors",
                                                                       "runs/mt-es-en/train_summary.json"),
     ".venv/bin/seqspeech transcribe talk.wav": _transcript("smooth"),

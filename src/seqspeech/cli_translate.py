@@ -54,13 +54,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_translate(args: argparse.Namespace) -> int:
     from .audio.io import write_wav
-    from .errors import ConfigError
+    from .errors import AudioError, ConfigError
     from .fileio import check_output_path
     from .st.cascade import Cascade
 
     if args.beam_size is not None and args.beam_size < 1:
         raise ConfigError(f"--beam-size must be >= 1, got {args.beam_size}")
     src = Path(args.audio)
+    if args.audio != "-" and not src.exists():  # before the three models load
+        raise AudioError(f"{args.audio}: audio file not found")
     out = args.output or src.with_name(src.stem + ".en.wav")
     if out.suffix.lower() != ".wav":
         raise ConfigError(f"{out}: the output is written as WAV; give a .wav file name")

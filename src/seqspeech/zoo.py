@@ -110,6 +110,14 @@ MODELS: dict[str, ZooEntry] = {
             locate=_repo_model("slt"),
         ),
         ZooEntry(
+            name="asr-synth-es",
+            family="ctc",
+            description="Spanish Conformer-CTC (characters), its encoder started from ctc-conformer-synth-en, trained "
+            "35 min on 2 CPU cores on synthetic Spanish speech (recipes/synth_es_en/asr_ctc_es.yaml); with a 3-gram "
+            "LM; the recogniser of the speech translation cascade",
+            locate=_repo_model("asr-synth-es"),
+        ),
+        ZooEntry(
             name="mt-synth-es-en",
             family="mt",
             description="Spanish-to-English text MT: Transformer encoder-decoder (unidirectional encoder) trained "
