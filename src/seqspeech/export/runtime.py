@@ -571,9 +571,9 @@ class OnnxSynthesizer(Synthesizer):
     def _mel_source(self, sentence: str, opts: Any) -> Any:
         """A whole sentence's mel as one chunk (the acoustic graph renders whole sentences): each step of a stream
         (:meth:`Synthesizer.step_streams`) vocodes one sentence."""
-        from ..tts.synthesizer import _Lookahead
+        from ..tts.synthesizer import MelChunks
 
-        return _Lookahead(iter([self.mel(sentence, opts)]))
+        return MelChunks(iter([self.mel(sentence, opts)]))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -315,7 +315,7 @@ class Translator:
         from ..text.tokenizers import tokenizer_from_dict
 
         p = Path(path)
-        file = p / MODEL_FILE if p.is_dir() else p
+        file = _model_file(p)
         if not file.is_file():
             raise ModelLoadError(f"{p}: no MT model here (expected {MODEL_FILE})")
         meta = read_metadata(file)
@@ -333,10 +333,14 @@ class Translator:
                    beam_size=int(decode.get("beam_size", 5)), path=file)
 
 
+def _model_file(path: Path) -> Path:
+    """The package file of a folder (or the file given)."""
+    return path / MODEL_FILE if path.is_dir() else path
+
+
 def is_mt_model(path: str | os.PathLike) -> bool:
     """Whether ``path`` is an MT package (a folder with one, or the file)."""
-    p = Path(path)
-    file = p / MODEL_FILE if p.is_dir() else p
+    file = _model_file(Path(path))
     if not file.is_file() or file.suffix != ".safetensors":
         return False
     try:

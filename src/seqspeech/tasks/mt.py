@@ -101,8 +101,7 @@ def make_pairs(data: MTData) -> dict[str, list[tuple[str, str]]]:
 
     excluded: set[str] = set()
     for path in data.exclude:
-        for utt in read_manifest(path):
-            excluded.add(verbalize_es(utt.text) if utt.language in (None, "es") else "")
+        excluded.update(verbalize_es(utt.text) for utt in read_manifest(path) if utt.language == "es")
     seen: set[str] = set()
     pairs = []
     for es, en in generate_parallel(data.pairs + data.dev + data.test, seed=data.seed):

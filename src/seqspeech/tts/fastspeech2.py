@@ -557,18 +557,26 @@ class FastSpeech2(nn.Module):
         """
         if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
             raise ConfigError(f"chunk_frames must be an int >= 1, got {chunk_frames!r}")
-        if tokens.dim() not in (1, 2) or (tokens.dim() == 2 and tokens.size(0) != 1):
-            raise ValueError(f"infer_stream takes one utterance, (U,) or (1, U) tokens, got {tuple(tokens.shape)}")
-        y, mel_lens, *_ = self._adapt(tokens, None, speed, pitch_shift, energy_scale, max_frames)
-        total = int(mel_lens[0])
+        frames = self.regulated(tokens, speed, pitch_shift, energy_scale, max_frames)
+        total = frames.size(0)
         if self.stream_context is None:
             if total:
-                _, full = self.decode(y, mel_lens)
+                _, full = self.decode(frames[None], frames.new_tensor([total], dtype=torch.long))
                 for start in range(0, total, chunk_frames):
                     yield full[0, start : start + chunk_frames].transpose(0, 1)
             return
         for window in self.stream_windows(total, chunk_frames):
-            yield self.decode_windows([(y[0], window)])[0]
+            yield self.decode_windows([(frames, window)])[0]
+
+    @torch.no_grad()
+    def regulated(self, tokens: Tensor, speed: float = 1.0, pitch_shift: float = 0.0, energy_scale: float = 1.0,
+                  max_frames: int | None = None) -> Tensor:
+        """One utterance's (``tokens (U,)`` or ``(1, U)``) frames after the variance adaptor and length regulator,
+        ``(T, D)``: what the decoder reads, whole (:meth:`infer_stream`) or chunk by chunk (:meth:`decode_windows`)."""
+        if tokens.dim() not in (1, 2) or (tokens.dim() == 2 and tokens.size(0) != 1):
+            raise ValueError(f"one utterance at a time: (U,) or (1, U) tokens, got {tuple(tokens.shape)}")
+        y, mel_lens, *_ = self._adapt(tokens, None, speed, pitch_shift, energy_scale, max_frames)
+        return y[0, : int(mel_lens[0])]
 
     def stream_windows(self, total: int, chunk_frames: int) -> list[tuple[int, int]]:
         """``(start, end)`` of the chunks :meth:`infer_stream` decodes an utterance of ``total`` frames in."""

@@ -301,15 +301,13 @@ class Synthesizer:
             out.append(np.concatenate(marked) if marked else np.zeros(0, np.float32))
         return out
 
-    def _mel_source(self, sentence: str, opts: SynthesisOptions) -> _Windows | _Lookahead:
+    def _mel_source(self, sentence: str, opts: SynthesisOptions) -> _Windows | MelChunks:
         model = self.acoustic.model
         if self.acoustic.family == "fastspeech2" and model.stream_context is not None:
             with torch.inference_mode():
-                y, mel_lens, *_ = model._adapt(self._tokens(sentence), None, opts.speed, opts.pitch, opts.energy,
-                                               None)
-            total = int(mel_lens[0])
-            return _Windows(y[0, :total], model.stream_windows(total, opts.chunk_frames))
-        return _Lookahead(self.mel_chunks(sentence, opts))
+                frames = model.regulated(self._tokens(sentence), opts.speed, opts.pitch, opts.energy)
+            return _Windows(frames, model.stream_windows(frames.size(0), opts.chunk_frames))
+        return MelChunks(self.mel_chunks(sentence, opts))
 
     def _empty_mel(self) -> torch.Tensor:
         return torch.zeros(self.mel_config.n_mels, 0, device=self.device)
@@ -399,7 +397,7 @@ class _Windows:
         self.windows = self.windows[1:]
 
 
-class _Lookahead:
+class MelChunks:
     """Mel chunks from a generator (Tacotron 2, a global-attention FastSpeech 2), one read ahead so the last is
     known."""
 
